@@ -1,0 +1,131 @@
+"""The PEM: one node's data collection and its tables.
+
+It wires the socket tracer (kernel) to the connection tracker (parsing) to the table store, runs a
+housekeeping thread that flushes parsed records into Arrow batches, and answers status questions.
+Plan fragments run against `store` (a cluster.pxl TableSource) with `metadata`.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import threading
+import time
+import uuid
+from dataclasses import dataclass
+
+from cluster.metadata.local import LocalMetadata
+from cluster.pem.conn_tracker import ConnTracker
+from cluster.pem.process_info import ProcessCache
+from cluster.pem.sources.bcc_loader import kernel_headers_source
+from cluster.store.table_store import TableStats, TableStore
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class PemConfig:
+    asid: int = 1
+    body_cap: int = 512
+    max_msg_bytes: int = 16384
+    table_max_bytes: int = 256 * 1024 * 1024
+    flush_interval_s: float = 0.1
+    conn_stats_period_s: float = 10.0
+
+
+@dataclass(frozen=True)
+class PemStatus:
+    agent_id: str
+    asid: int
+    hostname: str
+    state: str
+    probes: list[str]
+    kernel_headers: str
+    events_seen: int
+    events_lost: int
+    parse_errors: int
+    conns_active: int
+    tables: list[TableStats]
+    error: str
+
+
+def describe_headers(src: dict) -> str:
+    kind = src.get("kind", "missing")
+    if kind == "exact":
+        return f"exact ({src.get('path', '')})"
+    if kind == "fallback":
+        return f"fallback: {src.get('version', '?')} headers for kernel {os.uname().release}"
+    return "missing"
+
+
+class Pem:
+    def __init__(self, config: PemConfig | None = None):
+        self.config = config or PemConfig()
+        self.agent_id = str(uuid.uuid4())
+        self.hostname = socket.gethostname()
+        self.store = TableStore(self.config.table_max_bytes)
+        self.processes = ProcessCache(self.config.asid)
+        self.metadata = LocalMetadata(self.processes, self.hostname)
+        self.tracker = ConnTracker(
+            self.store,
+            self.processes,
+            body_cap=self.config.body_cap,
+            conn_stats_period_s=self.config.conn_stats_period_s,
+        )
+        self.tracer = None
+        self.error = ""
+        self._stop = threading.Event()
+        self._house: threading.Thread | None = None
+
+    def start(self) -> None:
+        """Load the eBPF probes (3-5 s: BCC compiles every time) and start collecting.
+        Raises BpfUnavailable with the reason when the kernel side cannot load."""
+        from cluster.pem.sources.socket_tracer import SocketTracer
+
+        self.tracer = SocketTracer(self.tracker.handle, max_msg_bytes=self.config.max_msg_bytes)
+        try:
+            self.tracer.start()
+        except Exception as e:
+            self.error = str(e)
+            self.tracer = None
+            raise
+        self._house = threading.Thread(target=self._housekeeping, name="pem-housekeeping", daemon=True)
+        self._house.start()
+
+    def _housekeeping(self) -> None:
+        while not self._stop.wait(self.config.flush_interval_s):
+            try:
+                self.tracker.tick()
+            except Exception:  # a bug in one flush must not stop collection
+                log.exception("PEM housekeeping failed")
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._house is not None:
+            self._house.join(timeout=5)
+        if self.tracer is not None:
+            self.tracer.stop()
+            self.tracer = None
+        self.tracker.tick(time.time_ns() + 10**12)  # emit what is pending
+
+    def status(self) -> PemStatus:
+        tstats = self.tracer.stats() if self.tracer is not None else {}
+        seen = tstats.get("events_seen", 0)
+        if isinstance(seen, dict):
+            seen = sum(seen.values())
+        headers = tstats.get("header_source") or kernel_headers_source()
+        return PemStatus(
+            agent_id=self.agent_id,
+            asid=self.config.asid,
+            hostname=self.hostname,
+            state="AGENT_STATE_HEALTHY" if self.tracer is not None else "AGENT_STATE_UNHEALTHY",
+            probes=list(tstats.get("probes", [])),
+            kernel_headers=describe_headers(headers),
+            events_seen=int(seen),
+            events_lost=int(tstats.get("events_lost", 0)),
+            parse_errors=self.tracker.stats.parse_errors,
+            conns_active=self.tracker.active_connections(),
+            tables=self.store.stats(),
+            error=self.error,
+        )

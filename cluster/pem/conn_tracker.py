@@ -1,0 +1,354 @@
+"""Per-connection state between the socket tracer and the protocol parsers.
+
+Every event from the kernel lands here. A connection is (tgid, fd) while it lives; connect, accept
+and close start and end it, as Pixie's conn trackers do. The tracker knows each connection's role
+(client or server: from connect/accept, else inferred from who sends the first request), its
+addresses (from the kernel's ESTABLISHED event keyed by sk, else a one-off pidfd lookup), and its
+protocol (inferred from the first bytes). HTTP connections buffer both directions in DataStreams and
+hand them to the stitcher; everything else only counts bytes, so unparsed traffic costs no memory.
+
+Records are collected as rows and turned into one Arrow batch per table per flush: the per-row
+Python here is the parser's, never the store's.
+"""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from cluster import schemas
+from cluster.pem import sock_lookup
+from cluster.pem.data_stream import DataStream
+from cluster.pem.process_info import ProcessCache
+from cluster.pem.protocols.http.infer import infer as infer_http
+from cluster.pem.protocols.http.infer import role_for
+from cluster.pem.protocols.http.stitch import HttpStitcher
+from cluster.pem.sources.socket_events import (
+    ConnEvent,
+    ConnKind,
+    DataEvent,
+    Direction,
+    SockAddr,
+)
+from cluster.store.table_store import TableStore
+
+# How many data events may pass before a connection that never looked like HTTP stops being sniffed.
+_INFER_ATTEMPTS = 4
+_HTTP_COLS = [f.name for f in schemas.HTTP_EVENTS][8:]  # after the connection prefix
+
+
+@dataclass
+class TrackerStats:
+    data_events: int = 0
+    conn_events: int = 0
+    records: dict[str, int] = field(default_factory=dict)
+    parse_errors: int = 0
+    unmatched_responses: int = 0
+    stream_overflows: int = 0
+    conns_opened: int = 0
+    conns_closed: int = 0
+    addr_lookups: int = 0
+
+
+@dataclass(slots=True)
+class _Conn:
+    tgid: int
+    fd: int
+    upid: bytes
+    role: int = schemas.ROLE_UNKNOWN
+    local: SockAddr | None = None
+    remote: SockAddr | None = None
+    sk: int = 0
+    protocol: int = schemas.PROTOCOL_UNKNOWN
+    infer_left: int = _INFER_ATTEMPTS
+    egress: DataStream | None = None
+    ingress: DataStream | None = None
+    stitcher: HttpStitcher | None = None
+    bytes_sent: int = 0
+    bytes_recv: int = 0
+    last_ns: int = 0
+    counted_open: bool = False
+
+
+_StatsKey = tuple[bytes, str, int, int, int, int]  # upid, raddr, rport, role, protocol, family
+
+
+@dataclass(slots=True)
+class _ConnStatsRow:
+    conn_open: int = 0
+    conn_close: int = 0
+    bytes_sent: int = 0
+    bytes_recv: int = 0
+    dirty: bool = True
+
+
+def _family_code(family: int | None) -> int:
+    if family == socket.AF_INET:
+        return schemas.FAMILY_IPV4
+    if family == socket.AF_INET6:
+        return schemas.FAMILY_IPV6
+    return schemas.FAMILY_UNSPECIFIED
+
+
+class ConnTracker:
+    """The socket tracer's sink. Thread-safe: `handle` runs on the drain thread, `flush`/`tick` on the
+    PEM's housekeeping thread."""
+
+    def __init__(
+        self,
+        store: TableStore,
+        processes: ProcessCache,
+        *,
+        body_cap: int = 512,
+        stream_max_bytes: int = 1 << 20,
+        conn_stats_period_s: float = 10.0,
+        idle_timeout_s: float = 300.0,
+        clock: Callable[[], int] = time.time_ns,
+        addr_lookup: Callable[[int, int], tuple[SockAddr | None, SockAddr | None]] = sock_lookup.lookup,
+    ):
+        self.store = store
+        self.processes = processes
+        self.body_cap = body_cap
+        self.stream_max_bytes = stream_max_bytes
+        self.conn_stats_period_ns = int(conn_stats_period_s * 1e9)
+        self.idle_timeout_ns = int(idle_timeout_s * 1e9)
+        self.clock = clock
+        self.addr_lookup = addr_lookup
+        self.stats = TrackerStats()
+        self._conns: dict[tuple[int, int], _Conn] = {}
+        self._sk_addrs: dict[int, tuple[SockAddr, SockAddr]] = {}
+        self._pending: dict[str, list[tuple]] = {"http_events": []}
+        self._conn_stats: dict[_StatsKey, _ConnStatsRow] = {}
+        self._last_conn_stats_ns = clock()
+        self._lock = threading.Lock()
+        store.create("http_events", schemas.HTTP_EVENTS)
+        store.create("conn_stats", schemas.CONN_STATS)
+
+    # ---- events -------------------------------------------------------------------------
+    def handle(self, events: Iterable[DataEvent | ConnEvent]) -> None:
+        with self._lock:
+            for ev in events:
+                if type(ev) is DataEvent:
+                    self._on_data(ev)
+                else:
+                    self._on_conn(ev)  # type: ignore[arg-type]
+
+    def _on_conn(self, ev: ConnEvent) -> None:
+        self.stats.conn_events += 1
+        if ev.kind is ConnKind.ESTABLISHED:
+            if ev.local is not None and ev.remote is not None:
+                self._sk_addrs[ev.sk] = (ev.local, ev.remote)
+                if len(self._sk_addrs) > 65536:  # sockets whose data we never saw
+                    self._sk_addrs.pop(next(iter(self._sk_addrs)))
+            return
+        key = (ev.tgid, ev.fd)
+        if ev.kind is ConnKind.CLOSE:
+            conn = self._conns.pop(key, None)
+            if conn is not None:
+                self._close(conn, ev.ts_ns)
+            return
+        old = self._conns.pop(key, None)  # the fd was reused: the old connection ended unseen
+        if old is not None:
+            self._close(old, ev.ts_ns)
+        info = self.processes.refresh(ev.tgid)
+        conn = _Conn(ev.tgid, ev.fd, info.upid, last_ns=ev.ts_ns)
+        conn.role = schemas.ROLE_CLIENT if ev.kind is ConnKind.CONNECT else schemas.ROLE_SERVER
+        conn.remote = ev.remote
+        conn.local = ev.local
+        self._conns[key] = conn
+        self._count_open(conn)
+
+    def _new_conn_from_data(self, ev: DataEvent) -> _Conn:
+        info = self.processes.lookup(ev.tgid)
+        conn = _Conn(ev.tgid, ev.fd, info.upid, last_ns=ev.ts_ns)
+        self._conns[(ev.tgid, ev.fd)] = conn
+        return conn
+
+    def _resolve_addrs(self, conn: _Conn, ev: DataEvent) -> None:
+        conn.sk = ev.sk
+        addrs = self._sk_addrs.pop(ev.sk, None)
+        if addrs is not None:
+            conn.local, conn.remote = addrs
+        elif conn.local is None or conn.remote is None:
+            self.stats.addr_lookups += 1
+            local, remote = self.addr_lookup(ev.tgid, ev.fd)
+            conn.local = conn.local or local
+            conn.remote = conn.remote or remote or ev.addr
+
+    def _on_data(self, ev: DataEvent) -> None:
+        self.stats.data_events += 1
+        conn = self._conns.get((ev.tgid, ev.fd))
+        if conn is None:
+            conn = self._new_conn_from_data(ev)
+        if conn.sk != ev.sk:
+            self._resolve_addrs(conn, ev)
+        conn.last_ns = ev.ts_ns
+        egress = ev.direction is Direction.EGRESS
+        if ev.pos == 0:  # a syscall split into chunks or iovecs counts its bytes once
+            if egress:
+                conn.bytes_sent += ev.msg_size
+            else:
+                conn.bytes_recv += ev.msg_size
+        if conn.protocol == schemas.PROTOCOL_UNKNOWN and conn.infer_left > 0 and ev.pos == 0:
+            self._infer(conn, ev, egress)
+        if conn.protocol == schemas.PROTOCOL_HTTP and conn.egress is not None and conn.ingress is not None:
+            (conn.egress if egress else conn.ingress).append(ev.ts_ns, ev.data)
+            self._parse(conn)
+        if not conn.counted_open:
+            self._count_open(conn)
+
+    def _infer(self, conn: _Conn, ev: DataEvent, egress: bool) -> None:
+        conn.infer_left -= 1
+        kind = infer_http(ev.data)
+        if kind is None:
+            return
+        if conn.role == schemas.ROLE_UNKNOWN:
+            conn.role = role_for(kind, egress)
+        # A conn seen first mid-stream may start with a response; parsing starts at the next request.
+        conn.protocol = schemas.PROTOCOL_HTTP
+        conn.egress = DataStream(max_bytes=self.stream_max_bytes)
+        conn.ingress = DataStream(max_bytes=self.stream_max_bytes)
+        conn.stitcher = HttpStitcher(body_cap=self.body_cap)
+        if conn.counted_open:
+            # Re-key the connection's conn_stats row now that its protocol is known.
+            self._move_stats_protocol(conn)
+
+    def _parse(self, conn: _Conn, closing: bool = False) -> None:
+        st = conn.stitcher
+        assert st is not None and conn.egress is not None and conn.ingress is not None
+        before_err, before_unm = st.parse_errors, st.unmatched_responses
+        if closing:
+            records = st.on_close(conn.role, conn.egress, conn.ingress)
+        else:
+            records = st.process(conn.role, conn.egress, conn.ingress)
+        self.stats.parse_errors += st.parse_errors - before_err
+        self.stats.unmatched_responses += st.unmatched_responses - before_unm
+        if not records:
+            return
+        prefix = (
+            conn.upid,
+            conn.remote.addr if conn.remote else "-",
+            conn.remote.port if conn.remote else -1,
+            conn.local.addr if conn.local else "-",
+            conn.local.port if conn.local else -1,
+            conn.role,
+            False,
+        )
+        out = self._pending["http_events"]
+        for r in records:
+            out.append((r["time_"], *prefix, *(r[c] for c in _HTTP_COLS)))
+
+    def _close(self, conn: _Conn, ts_ns: int) -> None:
+        if conn.stitcher is not None:
+            self._parse(conn, closing=True)
+            assert conn.egress is not None and conn.ingress is not None
+            self.stats.stream_overflows += conn.egress.overflows + conn.ingress.overflows
+        if conn.counted_open:
+            row = self._stats_row(conn)
+            row.conn_close += 1
+            row.bytes_sent += conn.bytes_sent
+            row.bytes_recv += conn.bytes_recv
+            row.dirty = True
+        self.stats.conns_closed += 1
+
+    # ---- conn_stats ----------------------------------------------------------------------
+    def _stats_key(self, conn: _Conn) -> _StatsKey:
+        r = conn.remote
+        return (
+            conn.upid,
+            r.addr if r else "-",
+            r.port if r else -1,
+            conn.role,
+            conn.protocol,
+            _family_code(r.family if r else None),
+        )
+
+    def _stats_row(self, conn: _Conn) -> _ConnStatsRow:
+        key = self._stats_key(conn)
+        row = self._conn_stats.get(key)
+        if row is None:
+            row = self._conn_stats[key] = _ConnStatsRow()
+        return row
+
+    def _count_open(self, conn: _Conn) -> None:
+        conn.counted_open = True
+        self.stats.conns_opened += 1
+        self._stats_row(conn).conn_open += 1
+
+    def _move_stats_protocol(self, conn: _Conn) -> None:
+        saved = conn.protocol
+        conn.protocol = schemas.PROTOCOL_UNKNOWN
+        old = self._stats_row(conn)
+        conn.protocol = saved
+        old.conn_open -= 1
+        old.dirty = True
+        self._stats_row(conn).conn_open += 1
+
+    def _conn_stats_batch(self, now_ns: int) -> pa.RecordBatch | None:
+        # Live connections contribute their bytes so far; closed ones were folded into the rows.
+        live: dict[_StatsKey, tuple[int, int, int]] = {}
+        for conn in self._conns.values():
+            if not conn.counted_open:
+                continue
+            k = self._stats_key(conn)
+            a, s, r = live.get(k, (0, 0, 0))
+            live[k] = (a + 1, s + conn.bytes_sent, r + conn.bytes_recv)
+        rows = []
+        for key, row in self._conn_stats.items():
+            active, sent, recv = live.get(key, (0, 0, 0))
+            if not (row.dirty or active):
+                continue
+            row.dirty = False
+            upid, raddr, rport, role, proto, fam = key
+            rows.append((now_ns, upid, raddr, rport, role, fam, proto, False,
+                         row.conn_open, row.conn_close, active,
+                         row.bytes_sent + sent, row.bytes_recv + recv))  # fmt: skip
+        if not rows:
+            return None
+        return _rows_to_batch(schemas.CONN_STATS, rows)
+
+    # ---- housekeeping ----------------------------------------------------------------------
+    def flush(self) -> None:
+        """Move pending records into the store as one Arrow batch per table."""
+        with self._lock:
+            pending = self._pending["http_events"]
+            self._pending["http_events"] = []
+        if pending:
+            batch = _rows_to_batch(schemas.HTTP_EVENTS, pending)
+            if batch.num_rows > 1:
+                batch = batch.take(pc.sort_indices(batch, [("time_", "ascending")]))
+            self.store.append("http_events", batch)
+            self.stats.records["http_events"] = self.stats.records.get("http_events", 0) + len(pending)
+
+    def tick(self, now_ns: int | None = None) -> None:
+        """Flush records; every conn_stats period, emit conn_stats and forget idle connections."""
+        now_ns = self.clock() if now_ns is None else now_ns
+        self.flush()
+        if now_ns - self._last_conn_stats_ns < self.conn_stats_period_ns:
+            return
+        self._last_conn_stats_ns = now_ns
+        with self._lock:
+            for key, conn in list(self._conns.items()):
+                if now_ns - conn.last_ns > self.idle_timeout_ns:
+                    del self._conns[key]
+                    self._close(conn, now_ns)
+            batch = self._conn_stats_batch(now_ns)
+        if batch is not None:
+            self.store.append("conn_stats", batch)
+            self.stats.records["conn_stats"] = self.stats.records.get("conn_stats", 0) + batch.num_rows
+        self.flush()
+
+    def active_connections(self) -> int:
+        return len(self._conns)
+
+
+def _rows_to_batch(schema: pa.Schema, rows: list[tuple]) -> pa.RecordBatch:
+    columns = list(zip(*rows, strict=True))
+    arrays = [pa.array(c, type=f.type) for c, f in zip(columns, schema, strict=True)]
+    return pa.RecordBatch.from_arrays(arrays, schema=schema)

@@ -1,0 +1,374 @@
+"""The `pxtui` command.
+
+Exit codes, kept stable for CI: 0 ok, 1 script error (the message gives line and column),
+2 usage, 3 cannot reach or authenticate to the Vizier.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import click
+
+from cluster import paths
+from pxtui.config import ClientConfig, save_file
+from pxtui.runner import ScriptError, VizierUnavailable
+from pxtui.scripts import Script, ScriptNotFound, bundled, find, load_path
+
+EXIT_SCRIPT = 1
+EXIT_USAGE = 2
+EXIT_VIZIER = 3
+
+CONTEXT = {"help_option_names": ["-h", "--help"]}
+
+
+def _fail(code: int, message: str) -> None:
+    click.echo(f"pxtui: {message}", err=True)
+    sys.exit(code)
+
+
+def parse_script_args(tokens: tuple[str, ...]) -> dict[str, str]:
+    """Script variables after `--`, as Pixie's CLI takes them: --name=value, --name value, -name value."""
+    out: dict[str, str] = {}
+    i = 0
+    while i < len(tokens):
+        tok = tokens[i]
+        if not tok.startswith("-") or tok in ("-", "--"):
+            _fail(EXIT_USAGE, f"unexpected script argument {tok!r}: use --name=value")
+        name = tok.lstrip("-")
+        if "=" in name:
+            name, value = name.split("=", 1)
+        elif i + 1 < len(tokens):
+            i += 1
+            value = tokens[i]
+        else:
+            _fail(EXIT_USAGE, f"script argument --{name} needs a value")
+        out[name] = value
+        i += 1
+    return out
+
+
+def _load_script(script: str | None, file: str | None) -> Script:
+    if (script is None) == (file is None):
+        _fail(EXIT_USAGE, "name a bundled script (e.g. px/http_data) or pass -f PATH, not both")
+    try:
+        return load_path(file) if file else find(script)  # type: ignore[arg-type]
+    except ScriptNotFound as e:
+        _fail(EXIT_USAGE, str(e))
+    raise AssertionError
+
+
+def _client(vizier: str | None, api_key: str | None):
+    from pxtui.client import VizierClient
+
+    cfg = ClientConfig.resolve(vizier, api_key)
+    return VizierClient(cfg.vizier, cfg.api_key)
+
+
+def _script_help(script: Script) -> str:
+    lines = [f"{script.id}: {script.short}".rstrip(": "), "", "Arguments (after --):"]
+    for v in script.vis.variables:
+        req = " (required)" if v.required else f" (default {v.default!r})"
+        lines.append(f"  --{v.name}  Type: {v.type}{req}  {v.description}")
+    if not script.vis.variables:
+        lines.append("  none")
+    return "\n".join(lines)
+
+
+def _run_once(script: Script, args: dict[str, str], output: str, vizier: str | None, api_key: str | None) -> None:
+    from pxtui import output as out
+
+    if "help" in args:
+        click.echo(_script_help(script))
+        return
+    client = _client(vizier, api_key)
+    try:
+        result = client.run(script, args)
+    except ScriptError as e:
+        msg = str(e)
+        if "Missing required argument" in msg:
+            msg += "\n\n" + _script_help(script)
+        _fail(EXIT_SCRIPT, msg)
+    except VizierUnavailable as e:
+        _fail(EXIT_VIZIER, str(e))
+    finally:
+        client.close()
+    resolved = args if script.vis.empty else script.vis.resolve_args(args)
+    if output == "json":
+        doc = out.json_document(script.id, resolved, result.tables, result.warnings)
+        click.echo(json.dumps(doc))
+    elif output == "jsonl":
+        out.write_jsonl(sys.stdout, result.tables)
+    elif output == "csv":
+        out.write_csv(sys.stdout, result.tables)
+    else:
+        click.echo(out.render_table_text(result.tables), nl=False)
+    for w in result.warnings:
+        click.echo(f"warning: {w}", err=True)
+
+
+@click.group(context_settings=CONTEXT)
+@click.version_option("0.1.0", prog_name="pxtui")
+def main() -> None:
+    """pxtui: live, full-body traffic of every service, from eBPF, in your terminal."""
+
+
+# ---- the embedded Vizier ----------------------------------------------------------------------
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _running_pid() -> int | None:
+    try:
+        pid = int(paths.pid_file().read_text())
+    except (FileNotFoundError, ValueError):
+        return None
+    return pid if _pid_alive(pid) else None
+
+
+def _ensure_api_key(addr: str) -> None:
+    """Give this user a working key in its config file, creating one when it has none that the Vizier knows."""
+    from cluster.auth.api_keys import ApiKeyStore, AuthError
+
+    store = ApiKeyStore(paths.api_keys_file())
+    current = ClientConfig.resolve().api_key
+    try:
+        store.verify(current)
+        save_file(vizier=addr)
+        return
+    except AuthError:
+        pass
+    rec, key = store.create("pxtui-up")
+    p = save_file(vizier=addr, api_key=key)
+    click.echo(f"created API key {rec.id} ({rec.name}); saved to {p}")
+
+
+@main.command()
+@click.option("--foreground", is_flag=True, help="Stay attached (logs to the terminal).")
+@click.option("--addr", default=paths.DEFAULT_ADDR, show_default=True, help="Where the broker listens.")
+@click.option("--body-cap", default=512, show_default=True, help="Bytes of each body kept.")
+@click.option("--wait", "wait_s", default=90.0, show_default=True, help="Seconds to wait for readiness.")
+def up(foreground: bool, addr: str, body_cap: int, wait_s: float) -> None:
+    """Start the embedded Vizier (PEM, Kelvin, broker, metadata) on this host."""
+    if os.geteuid() != 0:
+        _fail(EXIT_USAGE, "the Vizier loads eBPF programs and must run as root (sudo pxtui up)")
+    paths.ensure_state_dir()
+    pid = _running_pid()
+    if pid is not None:
+        _ensure_api_key(paths.addr_file().read_text().strip() if paths.addr_file().exists() else addr)
+        click.echo(f"the Vizier is already running (pid {pid})")
+        return
+    _ensure_api_key(addr)
+    cmd = [sys.executable, "-m", "cluster.vizier.embedded", "--addr", addr, "--body-cap", str(body_cap)]
+    if foreground:
+        os.execv(sys.executable, cmd)
+    logf = open(paths.log_file(), "ab")  # noqa: SIM115 (handed to the child)
+    proc = subprocess.Popen(cmd, stdout=logf, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                            start_new_session=True, cwd=str(Path(__file__).resolve().parent.parent))
+    click.echo(f"starting the Vizier (pid {proc.pid}); loading eBPF probes…", err=True)
+    client = _client(addr, None)
+    deadline = time.monotonic() + wait_s
+    try:
+        while time.monotonic() < deadline:
+            if proc.poll() is not None:
+                tail = paths.log_file().read_text(errors="replace").splitlines()[-15:]
+                _fail(EXIT_VIZIER, "the Vizier exited during start-up:\n  " + "\n  ".join(tail))
+            try:
+                st = client.get_status()
+            except VizierUnavailable:
+                time.sleep(0.25)
+                continue
+            a = st.agents[0]
+            click.echo(f"Vizier up on {addr}: {len(a.probes)} probes attached, kernel headers {a.kernel_headers}")
+            return
+    finally:
+        client.close()
+    _fail(EXIT_VIZIER, f"the Vizier did not become ready within {wait_s:g} s; see {paths.log_file()}")
+
+
+@main.command()
+def down() -> None:
+    """Stop the embedded Vizier."""
+    pid = _running_pid()
+    if pid is None:
+        click.echo("the Vizier is not running")
+        return
+    os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline and _pid_alive(pid):
+        time.sleep(0.1)
+    if _pid_alive(pid):
+        os.kill(pid, signal.SIGKILL)
+    click.echo(f"stopped the Vizier (pid {pid})")
+
+
+def _fmt_ns(ns: int) -> str:
+    if not ns:
+        return "-"
+    return time.strftime("%H:%M:%S", time.localtime(ns / 1e9))
+
+
+@main.command()
+@click.option("--vizier", help="Broker address (else PXTUI_VIZIER, else the config file).")
+@click.option("--api-key", help="API key (else PXTUI_API_KEY, else the config file).")
+@click.option("-o", "--output", type=click.Choice(["text", "json"]), default="text")
+def status(vizier: str | None, api_key: str | None, output: str) -> None:
+    """Agents, probes, kernel headers, events seen and lost, and each table's rows, bytes and window."""
+    from google.protobuf.json_format import MessageToDict
+
+    client = _client(vizier, api_key)
+    try:
+        st = client.get_status()
+    except VizierUnavailable as e:
+        _fail(EXIT_VIZIER, str(e))
+    finally:
+        client.close()
+    if output == "json":
+        click.echo(json.dumps(MessageToDict(st, preserving_proto_field_name=True), indent=1))
+        return
+    for a in st.agents:
+        click.echo(f"agent {a.agent_id} (asid {a.asid}) on {a.hostname}: {a.state}")
+        if a.error:
+            click.echo(f"  error: {a.error}")
+        click.echo(f"  kernel headers: {a.kernel_headers}")
+        click.echo(f"  probes ({len(a.probes)}): {', '.join(a.probes)}")
+        click.echo(f"  events seen: {a.events_seen}   lost: {a.events_lost}   parse errors: {a.parse_errors}"
+                   f"   connections: {a.conns_active}")
+        click.echo(f"  {'table':<14}{'rows':>10}{'bytes':>14}{'cap':>12}  window")
+        for t in a.tables:
+            window = f"{_fmt_ns(t.min_time_ns)} .. {_fmt_ns(t.max_time_ns)}" if t.rows else "-"
+            click.echo(f"  {t.name:<14}{t.rows:>10}{t.bytes:>14}{t.max_bytes:>12}  {window}")
+
+
+# ---- scripts ---------------------------------------------------------------------------------
+OUTPUT = click.Choice(["table", "json", "jsonl", "csv"])
+
+
+@main.command(context_settings={**CONTEXT, "ignore_unknown_options": True})
+@click.argument("script", required=False)
+@click.option("-f", "--file", "file", help="A .pxl file, or a directory with one .pxl and vis.json.")
+@click.option("-o", "--output", type=OUTPUT, default="table", show_default=True)
+@click.option("--vizier", help="Broker address (else PXTUI_VIZIER, else the config file).")
+@click.option("--api-key", help="API key (else PXTUI_API_KEY, else the config file).")
+@click.argument("script_args", nargs=-1, type=click.UNPROCESSED)
+def run(script: str | None, file: str | None, output: str, vizier: str | None, api_key: str | None,
+        script_args: tuple[str, ...]) -> None:
+    """Run SCRIPT once and print its tables: pxtui run px/http_data -- --start_time=-1m"""
+    s = _load_script(script, file)
+    _run_once(s, parse_script_args(script_args), output, vizier, api_key)
+
+
+@main.command(context_settings={**CONTEXT, "ignore_unknown_options": True})
+@click.argument("script", required=False, default=None)
+@click.option("-f", "--file", "file", help="A .pxl file, or a directory with one .pxl and vis.json.")
+@click.option("--once", is_flag=True, help="Run once and print (for CI and pipes), no TUI.")
+@click.option("-o", "--output", type=OUTPUT, default="table", show_default=True, help="With --once.")
+@click.option("--refresh", default=2.0, show_default=True, help="Seconds between refreshes.")
+@click.option("--vizier", help="Broker address (else PXTUI_VIZIER, else the config file).")
+@click.option("--api-key", help="API key (else PXTUI_API_KEY, else the config file).")
+@click.argument("script_args", nargs=-1, type=click.UNPROCESSED)
+def live(script: str | None, file: str | None, once: bool, output: str, refresh: float, vizier: str | None,
+         api_key: str | None, script_args: tuple[str, ...]) -> None:
+    """The live TUI for SCRIPT (default px/http_data); --once prints instead."""
+    if script is None and file is None:
+        script = "px/http_data"
+    s = _load_script(script, file)
+    args = parse_script_args(script_args)
+    if once:
+        _run_once(s, args, output, vizier, api_key)
+        return
+    if not (sys.stdin.isatty() and sys.stdout.isatty()):
+        _fail(EXIT_USAGE, "the live view needs a terminal; use `pxtui live SCRIPT --once -o json` in pipes and CI")
+    from pxtui.app import PxApp
+
+    client = _client(vizier, api_key)
+    try:
+        PxApp(client, s, args, refresh_s=refresh).run()
+    finally:
+        client.close()
+
+
+@main.group()
+def scripts() -> None:
+    """Bundled scripts."""
+
+
+@scripts.command("list")
+def scripts_list() -> None:
+    """The bundled scripts with their one-line descriptions."""
+    all_scripts = bundled()
+    width = max((len(k) for k in all_scripts), default=10)
+    for sid, s in all_scripts.items():
+        click.echo(f"{sid:<{width}}  {s.short}")
+
+
+# ---- API keys --------------------------------------------------------------------------------
+@main.group("api-key")
+def api_key_group() -> None:
+    """Client API keys of the local Vizier (stored hashed)."""
+
+
+@api_key_group.command("create")
+@click.option("--name", default="cli")
+def api_key_create(name: str) -> None:
+    from cluster.auth.api_keys import ApiKeyStore
+
+    paths.ensure_state_dir()
+    rec, key = ApiKeyStore(paths.api_keys_file()).create(name)
+    click.echo(f"id {rec.id}  name {rec.name}\n{key}\n(shown once: only its hash is stored)")
+
+
+@api_key_group.command("list")
+def api_key_list() -> None:
+    from cluster.auth.api_keys import ApiKeyStore
+
+    for k in ApiKeyStore(paths.api_keys_file()).list():
+        created = time.strftime("%Y-%m-%d %H:%M", time.localtime(k.created_ns / 1e9))
+        click.echo(f"{k.id}  {k.name:<16} created {created}")
+
+
+@api_key_group.command("delete")
+@click.argument("key_id")
+def api_key_delete(key_id: str) -> None:
+    from cluster.auth.api_keys import ApiKeyStore
+
+    if not ApiKeyStore(paths.api_keys_file()).delete(key_id):
+        _fail(EXIT_USAGE, f"no API key with id {key_id}")
+    click.echo(f"deleted {key_id}")
+
+
+# ---- demo workload ---------------------------------------------------------------------------
+@main.group()
+def demo() -> None:
+    """A small HTTP microservice demo on this host (frontend, catalog, load generator)."""
+
+
+@demo.command("start")
+@click.option("--rate", default=5.0, show_default=True, help="Requests per second from the load generator.")
+def demo_start(rate: float) -> None:
+    from pxtui import demo as d
+
+    click.echo(d.start(rate))
+
+
+@demo.command("stop")
+def demo_stop() -> None:
+    from pxtui import demo as d
+
+    click.echo(d.stop())
+
+
+if __name__ == "__main__":
+    main()

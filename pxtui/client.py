@@ -1,0 +1,131 @@
+"""The client side of the broker's API: connect, authenticate, request, decrypt, yield Arrow.
+
+Each request carries a fresh X25519 public key; every result payload arrives sealed for it and is
+opened here, so only this process ever holds the plaintext.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+
+import grpc
+import pyarrow as pa
+
+from cluster.api import vizier_pb2 as pb
+from cluster.api import vizier_pb2_grpc as pb_grpc
+from cluster.auth.e2e import E2EError, new_client_key, public_bytes, unseal
+from cluster.pxl.vis import FuncToExecute, VisError
+from cluster.vizier.broker import API_KEY_HEADER
+from pxtui.runner import ClusterStatus, ScriptError, ScriptResult, VizierUnavailable
+from pxtui.scripts import Script
+
+
+def _unavailable(addr: str, e: grpc.RpcError) -> VizierUnavailable:
+    code = e.code() if hasattr(e, "code") else None
+    detail = e.details() if hasattr(e, "details") else str(e)
+    if code == grpc.StatusCode.UNAUTHENTICATED:
+        return VizierUnavailable(f"the Vizier at {addr} refused the API key: {detail}")
+    if code == grpc.StatusCode.UNAVAILABLE:
+        return VizierUnavailable(f"cannot reach the Vizier at {addr} (is it up? `pxtui up`): {detail}")
+    if code == grpc.StatusCode.DEADLINE_EXCEEDED:
+        return VizierUnavailable(f"the Vizier at {addr} did not answer in time")
+    return VizierUnavailable(f"the Vizier at {addr} failed the call ({code}): {detail}")
+
+
+class VizierClient:
+    """A ScriptRunner (pxtui.runner) over gRPC."""
+
+    def __init__(self, addr: str, api_key: str | None, timeout_s: float = 30.0):
+        self.addr = addr
+        self.api_key = api_key
+        self.timeout_s = timeout_s
+        self._channel = grpc.insecure_channel(
+            addr, options=[("grpc.max_receive_message_length", 64 * 1024 * 1024)]
+        )
+        self._stub = pb_grpc.VizierServiceStub(self._channel)
+
+    def close(self) -> None:
+        self._channel.close()
+
+    def _metadata(self) -> list[tuple[str, str]]:
+        return [(API_KEY_HEADER, self.api_key)] if self.api_key else []
+
+    def execute(self, pxl: str, funcs: list[FuncToExecute] | None = None, name: str = "") -> ScriptResult:
+        key = new_client_key()
+        req = pb.ExecuteScriptRequest(
+            query_str=pxl,
+            client_public_key=public_bytes(key),
+            script_name=name,
+            exec_funcs=[
+                pb.FuncToExecute(
+                    func_name=f.name,
+                    arg_values=[pb.ArgValue(name=k, value=v) for k, v in f.args.items()],
+                    output_table_prefix=f.output_name,
+                )
+                for f in funcs or []
+            ],
+        )
+        t0 = time.perf_counter()
+        parts: dict[str, list[pa.RecordBatch]] = {}
+        schemas: dict[str, pa.Schema] = {}
+        warnings: list[str] = []
+        try:
+            for resp in self._stub.ExecuteScript(req, metadata=self._metadata(), timeout=self.timeout_s):
+                which = resp.WhichOneof("result")
+                if which == "error":
+                    raise ScriptError(_error_text(resp.error))
+                if which == "stats":
+                    warnings.extend(resp.stats.warnings)
+                    continue
+                b = resp.batch
+                try:
+                    payload = unseal(key, b.sealed_ipc)
+                except E2EError as e:
+                    raise VizierUnavailable(str(e)) from e
+                reader = pa.ipc.open_stream(payload)
+                schemas.setdefault(b.table_name, reader.schema)
+                parts.setdefault(b.table_name, []).extend(reader)
+        except grpc.RpcError as e:
+            raise _unavailable(self.addr, e) from e
+        tables = [(n, pa.Table.from_batches(parts[n], schema=schemas[n])) for n in parts]
+        return ScriptResult(tables=tables, warnings=warnings, elapsed_s=time.perf_counter() - t0)
+
+    # ScriptRunner
+    def run(self, script: Script, args: dict[str, str]) -> ScriptResult:
+        try:
+            vis = script.vis
+            funcs = None if vis.empty else vis.funcs_to_execute(args)
+            if vis.empty and args:
+                raise VisError(f"{script.id} has no vis.json, so it takes no arguments (got {', '.join(args)})")
+        except VisError as e:
+            raise ScriptError(str(e)) from e
+        return self.execute(script.pxl, funcs, script.id)
+
+    def get_status(self) -> pb.StatusResponse:
+        try:
+            return self._stub.GetStatus(pb.StatusRequest(), metadata=self._metadata(), timeout=10)
+        except grpc.RpcError as e:
+            raise _unavailable(self.addr, e) from e
+
+    def status(self) -> ClusterStatus:
+        st = self.get_status()
+        lo = [t.min_time_ns for a in st.agents for t in a.tables if t.rows and t.min_time_ns]
+        hi = [t.max_time_ns for a in st.agents for t in a.tables if t.rows and t.max_time_ns]
+        return ClusterStatus(
+            agents_healthy=sum(a.state == "AGENT_STATE_HEALTHY" for a in st.agents),
+            agents_total=len(st.agents),
+            events_lost=sum(a.events_lost for a in st.agents),
+            window=(min(lo), max(hi)) if lo and hi else None,
+        )
+
+
+def _error_text(err: pb.QueryError) -> str:
+    if err.compiler_errors:
+        lines = [f"L{e.line} : C{e.column}  {e.message}" for e in err.compiler_errors]
+        return "Script compilation failed: " + "\n".join(lines)
+    return err.message
+
+
+def iter_rows(table: pa.Table) -> Iterator[dict]:
+    yield from table.to_pylist()
