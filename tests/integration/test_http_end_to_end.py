@@ -133,10 +133,10 @@ def test_cli_run_json_and_exit_codes(vizier: Vizier, http_server, tmp_path):
     marker = uuid.uuid4().hex
     subprocess.run(["curl", "-s", "-o", "/dev/null", f"http://127.0.0.1:{port}/cli/{marker}"], check=True)
     rows_for(vizier, marker, 2)
-    out = _cli(vizier, "run", "px/http_data", "-o", "json", "--", "--source_filter=", "--max_num_records=5000")
+    out = _cli(vizier, "run", "px/http_data", "-o", "json", "--", f"--path_filter={marker}", "--source_filter=")
     assert out.returncode == 0, out.stderr
     doc = json.loads(out.stdout)
-    assert doc["script"] == "px/http_data" and doc["args"]["max_num_records"] == "5000"
+    assert doc["script"] == "px/http_data" and doc["args"]["path_filter"] == marker
     table = doc["tables"]["http_data"]
     names = [c["name"] for c in table["columns"]]
     for col in ("time_", "source", "destination", "method", "path", "status", "latency"):
@@ -147,7 +147,7 @@ def test_cli_run_json_and_exit_codes(vizier: Vizier, http_server, tmp_path):
     server_row = next(r for r in mine if r["trace_role"] == 2)
     assert server_row["destination"].startswith("host/") and server_row["source"].startswith("127.0.0.1:")
 
-    jsonl = _cli(vizier, "live", "px/http_data", "--once", "-o", "jsonl")
+    jsonl = _cli(vizier, "live", "px/http_data", "--once", "-o", "jsonl", "--", "--path_filter", marker)
     assert jsonl.returncode == 0, jsonl.stderr
     first = json.loads(jsonl.stdout.splitlines()[0])
     assert next(iter(first)) == "_tableName_" and first["_tableName_"] == "http_data"

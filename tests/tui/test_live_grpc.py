@@ -31,7 +31,7 @@ async def test_http_data_view_shows_traced_requests_and_their_bodies(vizier: Viz
         subprocess.run([*PEERS, "post", str(port), f"/tui/{marker}", '{"order": "' + marker + '"}'],
                        check=True, timeout=30)
         client = vizier.client()
-        app = PxApp(client, find("px/http_data"), {"destination_filter": ""}, refresh_s=0.5, save_dir=tmp_path)
+        app = PxApp(client, find("px/http_data"), {"path_filter": marker}, refresh_s=0.5, save_dir=tmp_path)
         try:
             async with app.run_test(size=(160, 48)) as pilot:
                 panel = app.query_one(TablePanel)
