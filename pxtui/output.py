@@ -76,6 +76,7 @@ def render_table_text(tables: list[tuple[str, pa.Table]], width: int = 200) -> s
     """Borderless aligned tables with semantic formatting, as `px run -o table` prints them."""
     from rich.console import Console
     from rich.table import Table as RichTable
+    from rich.text import Text
 
     from pxtui.format import format_column
 
@@ -86,8 +87,8 @@ def render_table_text(tables: list[tuple[str, pa.Table]], width: int = 200) -> s
         rt = RichTable(box=None, show_edge=False, pad_edge=False)
         for f in table.schema:
             rt.add_column(f.name.upper(), overflow="fold")
-        cols = [format_column(table.column(i), table.schema.field(i)) for i in range(table.num_columns)]
+        cols = [format_column(table.column(i), table.schema.field(i)).to_pylist() for i in range(table.num_columns)]
         for r in zip(*cols, strict=True):
-            rt.add_row(*r)
+            rt.add_row(*(Text(v) for v in r))  # Text: a body holding "[bold]" is data, not markup
         console.print(rt)
     return buf.getvalue()
