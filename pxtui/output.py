@@ -72,8 +72,9 @@ def write_csv(stream: TextIO, tables: list[tuple[str, pa.Table]]) -> None:
             w.writerow([name, *r])
 
 
-def render_table_text(tables: list[tuple[str, pa.Table]], width: int = 200) -> str:
-    """Borderless aligned tables with semantic formatting, as `px run -o table` prints them."""
+def render_table_text(tables: list[tuple[str, pa.Table]]) -> str:
+    """Borderless aligned tables with semantic formatting, as `px run -o table` prints them: as wide as
+    the data (cells are already cut to 50 characters), never folded, so each row stays one line."""
     from rich.console import Console
     from rich.table import Table as RichTable
     from rich.text import Text
@@ -81,14 +82,15 @@ def render_table_text(tables: list[tuple[str, pa.Table]], width: int = 200) -> s
     from pxtui.format import format_column
 
     buf = io.StringIO()
-    console = Console(file=buf, width=width, no_color=True, highlight=False)
     for name, table in tables:
-        console.print(f"Table ID: {name}")
+        buf.write(f"Table ID: {name}\n")
         rt = RichTable(box=None, show_edge=False, pad_edge=False)
-        for f in table.schema:
-            rt.add_column(f.name.upper(), overflow="fold")
         cols = [format_column(table.column(i), table.schema.field(i)).to_pylist() for i in range(table.num_columns)]
+        width = 0
+        for f, values in zip(table.schema, cols, strict=True):
+            rt.add_column(f.name.upper(), no_wrap=True)
+            width += max([len(f.name), *(len(v) for v in values)]) + 2
         for r in zip(*cols, strict=True):
             rt.add_row(*(Text(v) for v in r))  # Text: a body holding "[bold]" is data, not markup
-        console.print(rt)
+        Console(file=buf, width=max(width, 20), no_color=True, highlight=False).print(rt)
     return buf.getvalue()
