@@ -112,6 +112,7 @@ class SocketTracer:
         max_msg_bytes: int = MAX_MSG_LIMIT,
         poll_interval_s: float = 0.01,
         exclude_tgids: Iterable[int] | None = None,
+        ring_pages: int = RINGBUF_PAGES,
     ) -> None:
         """exclude_tgids defaults to this process: the agent must never trace its own traffic
         (it would feed back on itself). Pass () to trace everything."""
@@ -119,6 +120,9 @@ class SocketTracer:
             raise ValueError(f"max_msg_bytes must be a power of two in [16, {MAX_MSG_LIMIT}], got {max_msg_bytes}")
         if poll_interval_s <= 0:
             raise ValueError("poll_interval_s must be > 0")
+        if ring_pages < 1 or ring_pages & (ring_pages - 1):
+            raise ValueError(f"ring_pages must be a power of two, got {ring_pages}")
+        self.ring_pages = ring_pages
         self._sink = sink
         self.max_msg_bytes = max_msg_bytes
         self.poll_interval_s = poll_interval_s
@@ -157,7 +161,7 @@ class SocketTracer:
         except OSError as exc:
             raise BpfUnavailable("no-source", f"cannot read {BPF_SOURCE}: {exc}") from exc
         t0 = time.monotonic()
-        cflags = [f"-DMAX_MSG={self.max_msg_bytes}", f"-DRINGBUF_PAGES={RINGBUF_PAGES}"]
+        cflags = [f"-DMAX_MSG={self.max_msg_bytes}", f"-DRINGBUF_PAGES={self.ring_pages}"]
         b, _diag = load_bpf(src, cflags)
         self._bpf = b
         t1 = time.monotonic()
@@ -166,7 +170,7 @@ class SocketTracer:
             for tgid in self._excluded:
                 excluded[ct.c_uint32(tgid)] = ct.c_uint8(1)
             ring = b[b"events"]
-            self._reader = RingBufReader(ring.map_fd, RINGBUF_PAGES * os.sysconf("SC_PAGE_SIZE"))
+            self._reader = RingBufReader(ring.map_fd, self.ring_pages * os.sysconf("SC_PAGE_SIZE"))
             self._wall_offset_ns = time.time_ns() - time.monotonic_ns()
             # Verify everything first, then attach sock markers and exits before enters: an
             # enter without its exit would leave a stale `active` entry.
