@@ -33,7 +33,7 @@ def test_jsonl_is_pixies_format():
     buf = io.StringIO()
     write_jsonl(buf, [("out", TABLE)])
     row = json.loads(buf.getvalue())
-    assert list(row)[0] == "_tableName_" and row["_tableName_"] == "out"
+    assert next(iter(row)) == "_tableName_" and row["_tableName_"] == "out"
     assert row["status"] == 200  # Pixie prints numeric-looking strings as numbers
 
 
