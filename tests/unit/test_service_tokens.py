@@ -35,7 +35,7 @@ def test_round_trip():
     "forged, why",
     [
         (b64({"alg": "none", "typ": "JWT"}) + "." + b64(claims()) + ".", "algorithm 'none'"),
-        (jwt.encode(claims(), KEY * 2, algorithm="HS512"), "algorithm 'HS512'"),,
+        (jwt.encode(claims(), KEY * 2, algorithm="HS512"), "algorithm 'HS512'"),
         (jwt.encode(claims(), OTHER, algorithm="HS256"), "signature"),
         (jwt.encode(claims(exp=int(time.time()) - 3600), KEY, algorithm="HS256"), "expired"),
         (jwt.encode(claims(aud="kelvin"), KEY, algorithm="HS256"), "not meant for 'pem'"),
