@@ -100,6 +100,18 @@ class Source(PlanNode):
 
 
 @dataclass(frozen=True, eq=False, kw_only=True)
+class UDTFSource(PlanNode):
+    """A table function (px.GetAgentStatus(), ...): rows computed by the engine, not scanned.
+
+    ``args`` are the call's literal arguments by name; cluster.pxl.funcs.udtfs.UDTFS[name] tells
+    where it runs (all of Pixie's that PxL can call here run once, on one Kelvin).
+    """
+
+    name: str
+    args: tuple[tuple[str, object], ...] = ()
+
+
+@dataclass(frozen=True, eq=False, kw_only=True)
 class Filter(PlanNode):
     parent: PlanNode
     predicate: Expr
@@ -216,6 +228,8 @@ def _describe(node: PlanNode, depth: int, lines: list[str]) -> None:
     detail = ""
     if isinstance(node, Source):
         detail = f" {node.table} [{node.start_ns}, {node.end_ns}]"
+    elif isinstance(node, UDTFSource):
+        detail = f" {node.name}{dict(node.args)}"
     elif isinstance(node, Limit):
         detail = f" n={node.n}"
     elif isinstance(node, Agg):

@@ -47,8 +47,8 @@ def test_unknown_builtin_is_named_with_position() -> None:
 
 
 def test_known_but_unsupported_builtin_says_so() -> None:
-    e = compile_error("import px\ndf = px.DataFrame('small')\ndf.h = px.nslookup(df.svc)\n")
-    assert "px.nslookup is not supported" in str(e)
+    e = compile_error("import px\ndf = px.DataFrame('small')\ndf.h = px._match_endpoint(df.svc, '/a')\n")
+    assert "px._match_endpoint is not supported" in str(e)
 
 
 @pytest.mark.parametrize(("snippet", "kind"), [

@@ -36,8 +36,8 @@ def compile_pxl(source: str, *, funcs: Sequence[FuncToExecute] | None = None, no
                 _run_function(ev, tree, f)
     except PxlError as e:
         raise PxlCompileError([e]) from None
-    except RecursionError:
-        raise PxlCompileError([PxlError("Script is nested too deeply", 0, 0)]) from None
+    except (RecursionError, MemoryError):
+        raise PxlCompileError([error(ev.current_stmt, "Script is nested too deeply")]) from None
     outputs = {f.output_name for f in funcs or ()}
     return ir.CompiledQuery(tuple(_unique_sinks(ev.sinks, outputs)), now_ns)
 

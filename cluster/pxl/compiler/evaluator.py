@@ -94,6 +94,7 @@ class Evaluator:
         builtins.set("False", literal(False, BOOLEAN))
         self.module_scope = Scope(builtins)
         self._depth = 0
+        self.current_stmt: ast.stmt | None = None
 
     # ---- sinks -----------------------------------------------------------------------------
 
@@ -118,6 +119,7 @@ class Evaluator:
         return None
 
     def exec_stmt(self, stmt: ast.stmt, scope: Scope, in_function: bool) -> _Returned | None:
+        self.current_stmt = stmt  # where to point if Python's own limits stop the walk
         if isinstance(stmt, ast.Expr):
             self.eval(stmt.value, scope)
         elif isinstance(stmt, ast.Assign):

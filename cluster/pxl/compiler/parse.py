@@ -52,6 +52,28 @@ def _between_keywords(tree: ast.AST, pos: tuple[int, int]) -> bool:
     return False
 
 
+def _deepest_point(source: str) -> tuple[int, int]:
+    """Where the brackets nest deepest (1-based line, col), else the start of the longest line:
+    the best place to point at when Python's parser gives up without a location."""
+    depth = best = 0
+    where = (1, 1)
+    line, col = 1, 0
+    for ch in source:
+        col += 1
+        if ch == "\n":
+            line, col = line + 1, 0
+        elif ch in "([{":
+            depth += 1
+            if depth > best:
+                best, where = depth, (line, col)
+        elif ch in ")]}":
+            depth -= 1
+    if best:
+        return where
+    lengths = [len(x) for x in source.splitlines()] or [0]
+    return lengths.index(max(lengths)) + 1, 1
+
+
 def parse_source(source: str) -> ast.Module:
     text = source
     repairs: list[tuple[int, int]] = []
@@ -59,6 +81,10 @@ def parse_source(source: str) -> ast.Module:
     for _ in range(_MAX_REPAIRS):
         try:
             tree = ast.parse(text, mode="exec")
+        except (RecursionError, MemoryError):
+            line, col = _deepest_point(source)
+            raise PxlCompileError([PxlError("Syntax error: the script is nested too deeply to parse",
+                                            line, col)]) from None
         except SyntaxError as e:
             first_error = first_error or e
             fixed = _insert_comma(text, e) if "forgot a comma" in (e.msg or "") else None
@@ -72,4 +98,8 @@ def parse_source(source: str) -> ast.Module:
         break
     assert first_error is not None
     e = first_error
-    raise PxlCompileError([PxlError(f"Syntax error: {e.msg}", e.lineno or 0, e.offset or 0)])
+    line, col = e.lineno or 0, e.offset or 0
+    if not line:  # e.g. a NUL byte: CPython rejects the text before it knows a position
+        nul = source.find("\0")
+        line, col = (source.count("\n", 0, nul) + 1, nul - source.rfind("\n", 0, nul)) if nul >= 0 else (1, 1)
+    raise PxlCompileError([PxlError(f"Syntax error: {e.msg}", line, col)])

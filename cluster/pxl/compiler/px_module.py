@@ -26,6 +26,8 @@ from cluster.pxl.compiler.objects import (
     error,
     literal,
 )
+from cluster.pxl.compiler.px_extras import extra_members
+from cluster.pxl.compiler.pxviews_lib import pxviews_module
 from cluster.pxl.compiler.timeparse import NS, TimeParseError, format_duration, parse_duration_ns, parse_time_ns
 from cluster.pxl.compiler.type_objects import PX_TYPES
 from cluster.pxl.funcs import REGISTRY, AggregateFunc, ScalarFunc
@@ -37,14 +39,8 @@ if TYPE_CHECKING:
 
 #: Pixie builtins that exist but are not implemented here (so the error can say so).
 KNOWN_UNSUPPORTED = frozenset({
-    "nslookup", "regex_match", "replace", "has_service_name", "pod_name_to_start_time",
-    "pod_name_to_status", "pod_name_to_pod_ip", "container_id_to_status", "ip_to_service_id",
-    "normalize_mysql", "normalize_pgsql", "cql_opcode_name", "kafka_api_key_name", "amqp_method_name",
-    "amqp_frame_type_name", "mux_frame_type_name", "protocol_name", "redact_pii_best_effort", "split",
-    "cidrs_contain_ip", "get_cidrs", "asid", "_exec_host_num_cpus", "_match_endpoint",
-    "_build_request_path_clusters", "_predict_request_path_cluster", "GetAgentStatus", "GetSchemas",
-    "GetTables", "GetUDFList", "GetUDAList", "GetUDTFList", "GetTracepointStatus", "_HeapGrowthStacks",
-    "export", "otel", "plugin", "vis", "equals_any", "sample", "pprof", "uint128",
+    "_match_endpoint", "_build_request_path_clusters", "_predict_request_path_cluster",
+    "_HeapGrowthStacks", "export", "otel", "plugin", "vis", "sample", "pprof",
 })
 
 
@@ -230,6 +226,7 @@ def build_px_module() -> Module:
     members["parse_time"] = Builtin("px.parse_time", _parse_time)
     members["format_duration"] = Builtin("px.format_duration", _format_duration)
     members["script_reference"] = Builtin("px.script_reference", _script_reference)
+    members.update(extra_members())
     for name, ns in (("seconds", NS["s"]), ("minutes", NS["m"]), ("hours", NS["h"]), ("days", NS["d"]),
                      ("milliseconds", NS["ms"]), ("microseconds", 1_000)):
         members[name] = Builtin(f"px.{name}", _unit(name, ns))
@@ -244,5 +241,5 @@ def build_modules() -> dict[str, Module]:
         "px": build_px_module(),
         "pxtrace": Module("pxtrace", {}, unsupported("pxtrace")),
         "pxconfig": Module("pxconfig", {}, unsupported("pxconfig")),
-        "pxviews": Module("pxviews", {}, unsupported("pxviews")),
+        "pxviews": pxviews_module(),
     }

@@ -6,17 +6,19 @@ scan as soon as it has n rows.  Blocking nodes (agg, join, union) collect their 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping, Sequence
 
 import pyarrow as pa
 import pyarrow.compute as pc
 
 from cluster.pxl import ir
 from cluster.pxl.errors import PxlRuntimeError
+from cluster.pxl.exec import aggregate
 from cluster.pxl.exec.expressions import evaluate, evaluate_array
-from cluster.pxl.exec.grouping import group_ids
+from cluster.pxl.exec.fragments import FinalAgg, PartialAgg, Receive
 from cluster.pxl.exec.join import join_tables
-from cluster.pxl.funcs import REGISTRY, AggregateFunc, EvalContext, Signature
+from cluster.pxl.exec.udtf import run_udtf
+from cluster.pxl.funcs import EvalContext
 from cluster.pxl.sources import TableSource
 from cluster.pxl.types import ARROW_TYPES
 from cluster.schemas import SEMANTIC_KEY
@@ -29,20 +31,34 @@ def arrow_schema(relation: ir.Relation) -> pa.Schema:
 
 
 class Runner:
-    def __init__(self, tables: TableSource, ctx: EvalContext) -> None:
+    """Runs plan nodes; ``received`` holds, per Receive stream, the tables the agents shipped."""
+
+    def __init__(self, tables: TableSource, ctx: EvalContext,
+                 received: Mapping[str, Sequence[pa.Table]] | None = None) -> None:
         self.tables = tables
         self.ctx = ctx
+        self.received = received or {}
 
     def batches(self, node: ir.PlanNode) -> Iterator[pa.RecordBatch]:
         handler: Callable[[ir.PlanNode], Iterator[pa.RecordBatch]] = getattr(
             self, f"_run_{type(node).__name__.lower()}")
         return _guarded(type(node).__name__, handler(node))
 
+    def schema(self, node: ir.PlanNode) -> pa.Schema:
+        """What ``node`` emits: its relation's schema, or the shipped schema of fragment nodes."""
+        if isinstance(node, Receive):
+            return node.schema
+        if isinstance(node, PartialAgg):
+            return aggregate.partial_schema(self.schema(node.parent), node.groups, node.aggs)
+        return arrow_schema(node.relation)
+
     def table(self, node: ir.PlanNode) -> pa.Table:
-        schema = arrow_schema(node.relation)
-        return pa.Table.from_batches(list(self.batches(node)), schema=schema)
+        return pa.Table.from_batches(list(self.batches(node)), schema=self.schema(node))
 
     # ---- streaming ---------------------------------------------------------------------------
+
+    def _run_udtfsource(self, node: ir.UDTFSource) -> Iterator[pa.RecordBatch]:
+        yield from run_udtf(node, self.ctx)
 
     def _run_source(self, node: ir.Source) -> Iterator[pa.RecordBatch]:
         schema = arrow_schema(node.relation)
@@ -94,27 +110,32 @@ class Runner:
     # ---- blocking ----------------------------------------------------------------------------
 
     def _run_agg(self, node: ir.Agg) -> Iterator[pa.RecordBatch]:
-        source = self.table(node.parent).combine_chunks()
-        keys = [source.column(g).combine_chunks() for g in node.groups]
-        grouping = group_ids(keys, source.num_rows)
-        if not node.groups and source.num_rows == 0 and not node.aggs:
-            grouping = type(grouping)(grouping.gid, 0)
-        arrays: list[pa.Array] = []
-        if node.groups:
-            table = pa.table({"g": grouping.gid, **{f"k{i}": k for i, k in enumerate(keys)}})
-            firsts = table.group_by("g", use_threads=False).aggregate(
-                [(f"k{i}", "first") for i in range(len(keys))])
-            order = pc.sort_indices(firsts.column("g"))
-            arrays += [firsts.column(f"k{i}_first").take(order).combine_chunks() for i in range(len(keys))]
-        for spec, col in zip(node.aggs, node.relation[len(node.groups):], strict=True):
-            func = REGISTRY.get(spec.func)
-            assert isinstance(func, AggregateFunc)
-            values = source.column(spec.column).combine_chunks()
-            result = func.impl(values, grouping, Signature((spec.arg_type,), col.dtype))
-            arrays.append(result)
-        schema = arrow_schema(node.relation)
-        if arrays and len(arrays[0]):
-            yield pa.RecordBatch.from_arrays(arrays, schema=schema)
+        source = self.table(node.parent)
+        if aggregate.splittable(node.aggs):
+            states = aggregate.partial(source, node.groups, node.aggs)
+            arrays = aggregate.finalize(states, node.groups, node.aggs, node.relation)
+        else:
+            arrays = aggregate.aggregate_whole(source, node)
+        yield from _agg_batches(arrays, node.relation)
+
+    def _run_partialagg(self, node: PartialAgg) -> Iterator[pa.RecordBatch]:
+        states = aggregate.partial(self.table(node.parent), node.groups, node.aggs)
+        yield from states.to_batches()
+
+    def _run_finalagg(self, node: FinalAgg) -> Iterator[pa.RecordBatch]:
+        merged = aggregate.merge(self.table(node.parent), node.groups, node.aggs)
+        yield from _agg_batches(aggregate.finalize(merged, node.groups, node.aggs, node.relation),
+                                node.relation)
+
+    def _run_receive(self, node: Receive) -> Iterator[pa.RecordBatch]:
+        parts = [p.cast(node.schema) if not p.schema.equals(node.schema) else p
+                 for p in self.received.get(node.stream, ())]
+        if not parts:
+            return
+        table = pa.concat_tables(parts)
+        if node.order_by is not None and len(parts) > 1 and table.num_rows:
+            table = table.take(pc.sort_indices(table, sort_keys=[(node.order_by, "ascending")]))
+        yield from table.to_batches()
 
     def _run_join(self, node: ir.Join) -> Iterator[pa.RecordBatch]:
         left = self.table(node.left)
@@ -131,6 +152,13 @@ class Runner:
             table = table.take(pc.sort_indices(table, sort_keys=[("time_", "ascending")]))
         yield from table.to_batches()
 
+
+
+def _agg_batches(arrays: list[pa.Array], relation: ir.Relation) -> Iterator[pa.RecordBatch]:
+    schema = arrow_schema(relation)
+    if arrays and len(arrays[0]):
+        cols = [a if a.type == f.type else a.cast(f.type) for a, f in zip(arrays, schema, strict=True)]
+        yield pa.RecordBatch.from_arrays(cols, schema=schema)
 
 
 def _guarded(operator: str, it: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:

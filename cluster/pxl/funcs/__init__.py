@@ -5,12 +5,21 @@ from __future__ import annotations
 from cluster.pxl.funcs import (
     aggregates,
     conditional,
+    conversions,
+    enum_names,
+    host_funcs,
     json_funcs,
     math_funcs,
     metadata_funcs,
+    metadata_status,
+    net_funcs,
     operators,
+    pii,
+    regex_funcs,
     script_reference,
+    sql_normalize,
     strings,
+    text_funcs,
     upid,
 )
 from cluster.pxl.funcs.registry import (
@@ -27,7 +36,8 @@ from cluster.pxl.funcs.registry import (
 def build_registry() -> Registry:
     reg = Registry()
     for module in (operators, strings, json_funcs, math_funcs, conditional, upid, metadata_funcs,
-                   script_reference, aggregates):
+                   script_reference, aggregates, regex_funcs, text_funcs, enum_names, sql_normalize,
+                   pii, net_funcs, host_funcs, conversions, metadata_status):
         module.register(reg)
     return reg
 

@@ -1,18 +1,24 @@
 """Aggregates (UDAs).  Each takes the values and a row -> group-id mapping and returns one value per
 group, so grouping is done once per Agg node and every aggregate reuses it.
 
-Standard aggregates run as pyarrow hash aggregates keyed by the group id; quantiles are exact
-(sort within groups, linear interpolation), which also merges exactly across partial results.
+Standard aggregates run as pyarrow hash aggregates keyed by the group id.  Every built-in aggregate
+also has a split form (:data:`SPLITS`): partial states a PEM computes over its own rows, a merge of
+those states that Kelvin runs, and a finalisation.  The merge is exact for count, sum, min, max, mean
+(sum + count) and any.  Quantiles use a log-bucketed histogram (:mod:`cluster.pxl.funcs.quantile_sketch`)
+whose buckets merge exactly, so a quantile computed from merged PEM partials equals the one computed on
+one node; each estimate is within :data:`QUANTILE_RELATIVE_ERROR` of the exact value.
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
+from dataclasses import dataclass
 
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from cluster.pxl.funcs import semantics
+from cluster.pxl.funcs import quantile_sketch, semantics
 from cluster.pxl.funcs.registry import AggregateFunc, Grouping, Registry, Signature
 from cluster.pxl.types import ARROW_TYPES, BOOLEAN, FLOAT64, INT64, STRING, TIME64NS, UINT128, zero_value
 
@@ -74,40 +80,17 @@ def _any(values: pa.Array, g: Grouping, sig: Signature) -> pa.Array:
     return _hash_aggregate(values, g, "first")
 
 
-def exact_quantiles(values: pa.Array, g: Grouping) -> list[list[float]]:
-    """Per group, the QUANTILE_KEYS quantiles with linear interpolation between order statistics."""
-    if g.n_groups == 0:
-        return []
-    counts = _hash_aggregate(values, g, "count", pc.CountOptions(mode="all"), pa.int64())
-    table = pa.table({"g": g.gid, "v": values.cast(pa.float64())})
-    order = pc.sort_indices(table, sort_keys=[("g", "ascending"), ("v", "ascending")])
-    sorted_vals = table.column("v").take(order).combine_chunks()
-    starts = pc.subtract(pc.cumulative_sum(counts), counts)
-    has = pc.greater(counts, 0)
-    last = pc.max_element_wise(pc.subtract(counts, 1), 0)
-    cols = []
-    for _, q in QUANTILE_KEYS:
-        pos = pc.multiply(last.cast(pa.float64()), q)
-        lo = pc.floor(pos)
-        frac = pc.subtract(pos, lo)
-        lo_i = pc.if_else(has, pc.add(starts, lo.cast(pa.int64())), 0)
-        hi_i = pc.if_else(has, pc.add(starts, pc.ceil(pos).cast(pa.int64())), 0)
-        if len(sorted_vals) == 0:
-            cols.append([0.0] * g.n_groups)
-            continue
-        lo_v, hi_v = sorted_vals.take(lo_i), sorted_vals.take(hi_i)
-        val = pc.add(lo_v, pc.multiply(pc.subtract(hi_v, lo_v), frac))
-        cols.append(pc.if_else(has, val, 0.0).to_pylist())
-    return [list(row) for row in zip(*cols, strict=True)]
-
-
 def quantiles_json(row: list[float]) -> str:
     return json.dumps({k: float(v) for (k, _), v in zip(QUANTILE_KEYS, row, strict=True)},
                       separators=(",", ":"))
 
 
 def _quantiles(values: pa.Array, g: Grouping, sig: Signature) -> pa.Array:
-    return pa.array([quantiles_json(r) for r in exact_quantiles(values, g)], type=pa.string())
+    """Sketch-based, so a single node answers exactly what a merge of PEM partials answers."""
+    table = pa.table({"g": g.gid, **quantile_sketch.bucket_columns(values)})
+    hist = table.group_by(["g", "b"], use_threads=False).aggregate(quantile_sketch.PARTIAL_AGGS)
+    rows = quantile_sketch.finalize(hist.column("g"), quantile_sketch.rename_partials(hist), g.n_groups)
+    return pa.array([quantiles_json(r) for r in rows], type=pa.string())
 
 
 def register(reg: Registry) -> None:
@@ -125,3 +108,65 @@ def register(reg: Registry) -> None:
                           semantics.keep_input, doc="one value of the group (the first seen)"))
     reg.add(AggregateFunc("quantiles", (Signature((N,), S), Signature((F,), S)), _quantiles,
                           semantics.quantiles_rule, doc='JSON {"p01",...,"p99"}'))
+
+
+# --------------------------------------------------------------------------------------------
+# Split forms: partial state on each PEM, merge on Kelvin, finalise.
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class StatePart:
+    """One state column: ``partial`` (a pyarrow hash aggregate) over the input, ``merge`` over states."""
+
+    suffix: str
+    partial: str
+    merge: str
+    #: the state's Arrow type given the aggregate's argument type (Pixie name)
+    state_type: Callable[[str], pa.DataType]
+    #: cast the input to this before aggregating (booleans summed as int64, mean summed in float64)
+    cast: Callable[[str], pa.DataType | None] = lambda arg: None
+
+
+def _arg_type(arg: str) -> pa.DataType:
+    return ARROW_TYPES[arg]
+
+
+def _sum_type(arg: str) -> pa.DataType:
+    return pa.float64() if arg == F else pa.int64()
+
+
+_COUNT = StatePart("count", "count", "sum", lambda arg: pa.int64())
+SPLITS: dict[str, tuple[StatePart, ...]] = {
+    "count": (_COUNT,),
+    "sum": (StatePart("sum", "sum", "sum", _sum_type, _sum_type),),
+    "mean": (StatePart("sum", "sum", "sum", lambda arg: pa.float64(), lambda arg: pa.float64()), _COUNT),
+    "min": (StatePart("min", "min", "min", _arg_type),),
+    "max": (StatePart("max", "max", "max", _arg_type),),
+    "any": (StatePart("any", "first", "first", _arg_type),),
+    # quantiles: the histogram columns of quantile_sketch (handled by the engine's split aggregate)
+    "quantiles": (),
+}
+
+
+def state_name(out: str, suffix: str) -> str:
+    """Column name of one state of the aggregate whose output column is ``out``."""
+    return f"{out}:{suffix}"
+
+
+def state_fields(func: str, out: str, arg: str) -> list[pa.Field]:
+    """The Arrow fields a partial aggregate ships for ``func`` over an ``arg``-typed column."""
+    if func == "quantiles":
+        return [pa.field(state_name(out, name), t) for name, t in quantile_sketch.STATE_LISTS]
+    return [pa.field(state_name(out, p.suffix), p.state_type(arg)) for p in SPLITS[func]]
+
+
+def finalize_state(func: str, states: list[pa.Array], sig: Signature) -> pa.Array:
+    """The aggregate's value per group from its merged states (one array per StatePart)."""
+    out_type = ARROW_TYPES[sig.ret]
+    if func == "mean":
+        total, count = states
+        value = pc.divide(total, pc.max_element_wise(count, 1).cast(pa.float64()))
+        return pc.if_else(pc.equal(count, 0), 0.0, value)
+    (state,) = states
+    return state if state.type == out_type else state.cast(out_type)

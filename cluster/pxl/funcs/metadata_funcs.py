@@ -113,8 +113,9 @@ def register(reg: Registry) -> None:
                                _lookup_udf(key, attr), sem, foldable=False, doc=f"{attr} of a {key}"))
     reg.add(ScalarFunc("pod_name_to_namespace", (Signature((STRING,), STRING),), _namespace_of_name,
                        fixed_semantic("ST_NAMESPACE_NAME"), doc="namespace part of <ns>/<pod>"))
-    reg.add(ScalarFunc("ip_to_pod_id", (Signature((STRING,), STRING),), _lookup_udf("ip", "pod_id"),
-                       foldable=False, doc="pod UID owning an IP"))
+    # The (ip, time) overload asks about the pod owning the IP now: metadata keeps no IP history.
+    reg.add(ScalarFunc("ip_to_pod_id", (Signature((STRING,), STRING), Signature((STRING, TIME64NS), STRING)),
+                       _lookup_udf("ip", "pod_id"), foldable=False, doc="pod UID owning an IP"))
     reg.add(ScalarFunc("_upid_to_podname_local_addr_fallback",
                        (Signature((UINT128, STRING, TIME64NS), STRING),), _pod_fallback,
                        fixed_semantic("ST_POD_NAME"), foldable=False, doc="pod of a process or its IP"))
