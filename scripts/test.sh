@@ -5,5 +5,6 @@ set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
 "$ROOT/scripts/bootstrap.sh"
+"$ROOT/scripts/ensure_services.sh"   # PostgreSQL, MariaDB, Redis on loopback for the protocol tests
 .venv/bin/ruff check .
 exec .venv/bin/python -m pytest -q -p no:cacheprovider "$@"

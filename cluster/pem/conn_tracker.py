@@ -4,8 +4,10 @@ Every event from the kernel lands here. A connection is (tgid, fd) while it live
 and close start and end it, as Pixie's conn trackers do. The tracker knows each connection's role
 (client or server: from connect/accept, else inferred from who sends the first request), its
 addresses (from the kernel's ESTABLISHED event keyed by sk, else a one-off pidfd lookup), and its
-protocol (inferred from the first bytes). HTTP connections buffer both directions in DataStreams and
-hand them to the stitcher; everything else only counts bytes, so unparsed traffic costs no memory.
+protocol (inferred from the first bytes in either direction, over the protocols enabled in
+cluster.pem.protocols.registry). A connection of a known protocol buffers both directions in
+DataStreams and hands them to that protocol's stitcher, which yields rows of its own table;
+everything else only counts bytes, so unparsed traffic costs no memory.
 
 Records are collected as rows and turned into one Arrow batch per table per flush: the per-row
 Python here is the parser's, never the store's.
@@ -26,9 +28,8 @@ from cluster import schemas
 from cluster.pem import sock_lookup
 from cluster.pem.data_stream import DataStream
 from cluster.pem.process_info import ProcessCache
-from cluster.pem.protocols.http.infer import infer as infer_http
 from cluster.pem.protocols.http.infer import role_for
-from cluster.pem.protocols.http.stitch import HttpStitcher
+from cluster.pem.protocols.registry import PROTOCOLS, ProtocolSpec, Stitcher, enabled_protocols
 from cluster.pem.sources.socket_events import (
     ConnEvent,
     ConnKind,
@@ -38,9 +39,13 @@ from cluster.pem.sources.socket_events import (
 )
 from cluster.store.table_store import TableStore
 
-# How many data events may pass before a connection that never looked like HTTP stops being sniffed.
+# How many data events may pass before a connection that never looked like a known protocol stops
+# being sniffed.
 _INFER_ATTEMPTS = 4
-_HTTP_COLS = [f.name for f in schemas.HTTP_EVENTS][8:]  # after the connection prefix
+_PREFIX_COLS = 8  # time_ .. encrypted: the connection prefix every protocol table starts with
+# A read this small may be a length header read on its own (libmysqlclient reads MySQL's 4-byte
+# packet header, then the payload): it is kept and inferred together with the next read.
+_HEADER_MAX = 8
 
 
 @dataclass
@@ -67,9 +72,13 @@ class _Conn:
     sk: int = 0
     protocol: int = schemas.PROTOCOL_UNKNOWN
     infer_left: int = _INFER_ATTEMPTS
+    head: bytes = b""  # a small first read kept for inference (see _HEADER_MAX)
+    head_ts: int = 0
+    head_egress: bool = False
     egress: DataStream | None = None
     ingress: DataStream | None = None
-    stitcher: HttpStitcher | None = None
+    spec: ProtocolSpec | None = None
+    stitcher: Stitcher | None = None
     bytes_sent: int = 0
     bytes_recv: int = 0
     last_ns: int = 0
@@ -111,6 +120,7 @@ class ConnTracker:
         idle_timeout_s: float = 300.0,
         clock: Callable[[], int] = time.time_ns,
         addr_lookup: Callable[[int, int], tuple[SockAddr | None, SockAddr | None]] = sock_lookup.lookup,
+        protocols: Iterable[ProtocolSpec] | None = None,
     ):
         self.store = store
         self.processes = processes
@@ -123,11 +133,16 @@ class ConnTracker:
         self.stats = TrackerStats()
         self._conns: dict[tuple[int, int], _Conn] = {}
         self._sk_addrs: dict[int, tuple[SockAddr, SockAddr]] = {}
-        self._pending: dict[str, list[tuple]] = {"http_events": []}
+        self.protocols = tuple(enabled_protocols() if protocols is None else protocols)
+        # Every protocol's table exists (empty when disabled), so scripts reading it still compile.
+        self._schemas = {p.table: schemas.TABLES[p.table].schema for p in PROTOCOLS}
+        self._columns = {t: s.names[_PREFIX_COLS:] for t, s in self._schemas.items()}
+        self._pending: dict[str, list[tuple]] = {t: [] for t in self._schemas}
         self._conn_stats: dict[_StatsKey, _ConnStatsRow] = {}
         self._last_conn_stats_ns = clock()
         self._lock = threading.Lock()
-        store.create("http_events", schemas.HTTP_EVENTS)
+        for table, schema in self._schemas.items():
+            store.create(table, schema)
         store.create("conn_stats", schemas.CONN_STATS)
 
     # ---- events -------------------------------------------------------------------------
@@ -197,7 +212,7 @@ class ConnTracker:
                 conn.bytes_recv += ev.msg_size
         if conn.protocol == schemas.PROTOCOL_UNKNOWN and conn.infer_left > 0 and ev.pos == 0:
             self._infer(conn, ev, egress)
-        if conn.protocol == schemas.PROTOCOL_HTTP and conn.egress is not None and conn.ingress is not None:
+        if conn.stitcher is not None and conn.egress is not None and conn.ingress is not None:
             (conn.egress if egress else conn.ingress).append(ev.ts_ns, ev.data)
             self._parse(conn)
         if not conn.counted_open:
@@ -205,28 +220,47 @@ class ConnTracker:
 
     def _infer(self, conn: _Conn, ev: DataEvent, egress: bool) -> None:
         conn.infer_left -= 1
-        kind = infer_http(ev.data)
-        if kind is None:
+        head, head_ts = (conn.head, conn.head_ts) if conn.head and conn.head_egress == egress else (b"", 0)
+        conn.head = b""
+        data = head + bytes(ev.data) if head else ev.data
+        for spec in self.protocols:
+            kind = spec.infer(data)
+            if kind is not None:
+                break
+        else:
+            if not head and len(ev.data) <= _HEADER_MAX:
+                conn.head, conn.head_ts, conn.head_egress = bytes(ev.data), ev.ts_ns, egress
+                conn.infer_left += 1  # a bare header does not use up an attempt
             return
         if conn.role == schemas.ROLE_UNKNOWN:
             conn.role = role_for(kind, egress)
         # A conn seen first mid-stream may start with a response; parsing starts at the next request.
-        conn.protocol = schemas.PROTOCOL_HTTP
+        conn.protocol = spec.code
+        conn.spec = spec
         conn.egress = DataStream(max_bytes=self.stream_max_bytes)
         conn.ingress = DataStream(max_bytes=self.stream_max_bytes)
-        conn.stitcher = HttpStitcher(body_cap=self.body_cap)
+        conn.stitcher = spec.new_stitcher(self.body_cap)
+        if head:
+            (conn.egress if egress else conn.ingress).append(head_ts, head)
         if conn.counted_open:
             # Re-key the connection's conn_stats row now that its protocol is known.
             self._move_stats_protocol(conn)
 
     def _parse(self, conn: _Conn, closing: bool = False) -> None:
         st = conn.stitcher
-        assert st is not None and conn.egress is not None and conn.ingress is not None
+        assert st is not None and conn.spec is not None and conn.egress is not None and conn.ingress is not None
         before_err, before_unm = st.parse_errors, st.unmatched_responses
-        if closing:
-            records = st.on_close(conn.role, conn.egress, conn.ingress)
-        else:
-            records = st.process(conn.role, conn.egress, conn.ingress)
+        try:
+            if closing:
+                records = st.on_close(conn.role, conn.egress, conn.ingress)
+            else:
+                records = st.process(conn.role, conn.egress, conn.ingress)
+        except Exception:  # last resort (stitchers guard themselves): count it, start the conn afresh
+            self.stats.parse_errors += 1
+            conn.egress = DataStream(max_bytes=self.stream_max_bytes)
+            conn.ingress = DataStream(max_bytes=self.stream_max_bytes)
+            conn.stitcher = conn.spec.new_stitcher(self.body_cap)
+            return
         self.stats.parse_errors += st.parse_errors - before_err
         self.stats.unmatched_responses += st.unmatched_responses - before_unm
         if not records:
@@ -240,9 +274,11 @@ class ConnTracker:
             conn.role,
             False,
         )
-        out = self._pending["http_events"]
+        table = conn.spec.table
+        cols = self._columns[table]
+        out = self._pending[table]
         for r in records:
-            out.append((r["time_"], *prefix, *(r[c] for c in _HTTP_COLS)))
+            out.append((r["time_"], *prefix, *(r[c] for c in cols)))
 
     def _close(self, conn: _Conn, ts_ns: int) -> None:
         if conn.stitcher is not None:
@@ -317,14 +353,15 @@ class ConnTracker:
     def flush(self) -> None:
         """Move pending records into the store as one Arrow batch per table."""
         with self._lock:
-            pending = self._pending["http_events"]
-            self._pending["http_events"] = []
-        if pending:
-            batch = _rows_to_batch(schemas.HTTP_EVENTS, pending)
+            pending = {t: rows for t, rows in self._pending.items() if rows}
+            for table in pending:
+                self._pending[table] = []
+        for table, rows in pending.items():
+            batch = _rows_to_batch(self._schemas[table], rows)
             if batch.num_rows > 1:
                 batch = batch.take(pc.sort_indices(batch, [("time_", "ascending")]))
-            self.store.append("http_events", batch)
-            self.stats.records["http_events"] = self.stats.records.get("http_events", 0) + len(pending)
+            self.store.append(table, batch)
+            self.stats.records[table] = self.stats.records.get(table, 0) + len(rows)
 
     def tick(self, now_ns: int | None = None) -> None:
         """Flush records; every conn_stats period, emit conn_stats and forget idle connections."""

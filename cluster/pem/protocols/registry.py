@@ -1,0 +1,83 @@
+"""Which protocols the connection tracker knows: code, inference, stitcher and output table.
+
+The tracker asks every enabled protocol, in this order, whether a connection's first bytes look like
+its traffic; the first that says yes owns the connection. The order puts the strictest signatures
+first (HTTP's method/status line, MySQL's framed handshake, PostgreSQL's startup packet) and Redis
+last, whose request shape is the loosest. Protocols are enabled by default, as in Pixie, and can be
+switched off with ``PXTUI_ENABLE_<PROTO>_TRACING=0`` (Pixie's ``PX_STIRLING_ENABLE_<P>_TRACING``).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from cluster import schemas
+from cluster.pem.data_stream import DataStream
+from cluster.pem.protocols.http.infer import MessageKind
+from cluster.pem.protocols.http.infer import infer as infer_http
+from cluster.pem.protocols.http.stitch import HttpStitcher
+from cluster.pem.protocols.mysql.infer import infer as infer_mysql
+from cluster.pem.protocols.mysql.stitch import MysqlStitcher
+from cluster.pem.protocols.pgsql.infer import infer as infer_pgsql
+from cluster.pem.protocols.pgsql.stitch import PgsqlStitcher
+from cluster.pem.protocols.redis.infer import infer as infer_redis
+from cluster.pem.protocols.redis.stitch import RedisStitcher
+
+# conn_stats.protocol codes (schemas.md §4.3, Pixie's traffic_protocol_t).
+PROTOCOL_HTTP = schemas.PROTOCOL_HTTP
+PROTOCOL_MYSQL = 3
+PROTOCOL_PGSQL = 5
+PROTOCOL_REDIS = 7
+
+
+class Stitcher(Protocol):
+    """What the tracker needs from a protocol's stitcher (one instance per connection)."""
+
+    parse_errors: int
+    unmatched_responses: int
+
+    def process(self, role: int, egress: DataStream, ingress: DataStream) -> list[dict[str, Any]]: ...
+
+    def on_close(self, role: int, egress: DataStream, ingress: DataStream) -> list[dict[str, Any]]: ...
+
+
+@dataclass(frozen=True)
+class ProtocolSpec:
+    code: int
+    name: str  # upper-case, as in the enable variable
+    table: str
+    infer: Callable[[bytes], MessageKind | None]
+    new_stitcher: Callable[[int], Stitcher]  # body cap -> a stitcher for one connection
+
+    @property
+    def env_var(self) -> str:
+        return f"PXTUI_ENABLE_{self.name}_TRACING"
+
+
+PROTOCOLS: tuple[ProtocolSpec, ...] = (
+    ProtocolSpec(PROTOCOL_HTTP, "HTTP", "http_events", infer_http, lambda cap: HttpStitcher(body_cap=cap)),
+    ProtocolSpec(PROTOCOL_MYSQL, "MYSQL", "mysql_events", infer_mysql, lambda cap: MysqlStitcher()),
+    ProtocolSpec(PROTOCOL_PGSQL, "PGSQL", "pgsql_events", infer_pgsql, lambda cap: PgsqlStitcher()),
+    ProtocolSpec(PROTOCOL_REDIS, "REDIS", "redis_events", infer_redis, lambda cap: RedisStitcher()),
+)
+BY_CODE: dict[int, ProtocolSpec] = {p.code: p for p in PROTOCOLS}
+
+
+def enabled_protocols(env: Mapping[str, str] | None = None) -> tuple[ProtocolSpec, ...]:
+    """The protocols switched on by the environment (all by default).
+
+    Raises ValueError naming the variable when a value is neither 0 nor 1, so a typo does not
+    silently turn tracing off.
+    """
+    env = os.environ if env is None else env
+    out = []
+    for spec in PROTOCOLS:
+        raw = env.get(spec.env_var, "1").strip().lower()
+        if raw in ("1", "true", "yes", "on"):
+            out.append(spec)
+        elif raw not in ("0", "false", "no", "off"):
+            raise ValueError(f"{spec.env_var}={raw!r}: expected 0 or 1")
+    return tuple(out)
