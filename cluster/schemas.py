@@ -134,6 +134,159 @@ CONN_STATS = pa.schema(
 )
 
 
+def _req_resp(*fields: pa.Field, with_latency: bool = True, encrypted: bool = True) -> pa.Schema:
+    """A protocol table: the shared connection prefix, the protocol's own columns, then latency."""
+    tail = [col("latency", pa.int64(), "ST_DURATION_NS", "Response time minus request time, ns")]
+    return pa.schema([*_conn_prefix(encrypted=encrypted), *fields, *(tail if with_latency else [])])
+
+
+def _s(name: str, desc: str, semantic: str = "ST_NONE") -> pa.Field:
+    return col(name, pa.string(), semantic, desc)
+
+
+def _i(name: str, desc: str, semantic: str = "ST_NONE") -> pa.Field:
+    return col(name, pa.int64(), semantic, desc)
+
+
+_TIME = col("time_", TIME64NS, "ST_NONE", "Record timestamp in wall-clock ns since epoch")
+_UPID = col("upid", UINT128, "ST_UPID", "Unique process ID (asid, pid, start time)")
+
+MYSQL_EVENTS = _req_resp(
+    _i("req_cmd", "MySQL command byte (3 Query, 22 StmtPrepare, 23 StmtExecute)"),
+    _s("req_body", "Request text, e.g. the SQL of a Query"),
+    _i("resp_status", "0 unknown, 1 none, 2 OK, 3 error"),
+    _s("resp_body", "Response summary or message"),
+)
+PGSQL_EVENTS = _req_resp(
+    _s("req_cmd", "Request message type as text (Query, Parse, Bind, Execute, ...)"),
+    _s("req", "Request payload text (e.g. SQL)"),
+    _s("resp", "Response payload text"),
+)
+CQL_EVENTS = _req_resp(
+    _i("req_op", "CQL request opcode"),
+    _s("req_body", "Request contents"),
+    _i("resp_op", "CQL response opcode (0 = ERROR)"),
+    _s("resp_body", "Response contents"),
+)
+DNS_EVENTS = _req_resp(
+    _s("req_header", "DNS request header as JSON"),
+    _s("req_body", 'JSON {"queries": [{"name", "type"}]}'),
+    _s("resp_header", "DNS response header as JSON"),
+    _s("resp_body", 'JSON {"answers": [{"name", "type", "addr" or "cname"}]}'),
+)
+REDIS_EVENTS = _req_resp(
+    _s("req_cmd", "Redis command name (GET, SET, ACL LOAD, PUSH PUB)"),
+    _s("req_args", "Command arguments as JSON"),
+    _s("resp", "Response value as text"),
+)
+KAFKA_EVENTS = _req_resp(
+    _i("req_cmd", "Kafka API key (0 Produce, 1 Fetch, ...)"),
+    _s("client_id", "Client id from the request header"),
+    _s("req_body", "Decoded request as JSON"),
+    _s("resp", "Decoded response as JSON"),
+)
+NATS_EVENTS = _req_resp(
+    _s("cmd", "NATS verb (PUB, SUB, MSG, CONNECT, INFO, PING)"),
+    _s("body", "Verb options as a JSON object"),
+    _s("resp", "Reply verb: OK or ERR (may be empty)"),
+    with_latency=False,
+)
+MONGODB_EVENTS = _req_resp(
+    _s("req_cmd", "OP_MSG command kind (insert, find, update, delete, cursor, hello)"),
+    _s("req_body", "Request document(s) as JSON"),
+    _s("resp_status", "Response kind, e.g. 'ok: 1'"),
+    _s("resp_body", "Response document(s) as JSON"),
+)
+MUX_EVENTS = _req_resp(_i("req_type", "Mux frame type of the request (1 Treq, 2 Tdispatch, ...)"))
+AMQP_EVENTS = _req_resp(
+    _i("frame_type", "AMQP frame type (1 method, 2 header, 3 body, 8 heartbeat)"),
+    _i("channel", "AMQP channel number"),
+    _i("req_class_id", "Request class id"),
+    _i("req_method_id", "Request method id"),
+    _i("resp_class_id", "Response class id"),
+    _i("resp_method_id", "Response method id"),
+    _s("req_msg", "Decoded request frame as JSON"),
+    _s("resp_msg", "Decoded response frame as JSON"),
+)
+TLS_EVENTS = _req_resp(
+    _i("req_type", "TLS record content type (20-24)"),
+    _s("req_body", "Request record details as JSON"),
+    _s("resp_body", "Response record details as JSON"),
+    encrypted=False,
+)
+PROCESS_STATS = pa.schema([
+    _TIME, _UPID,
+    _i("major_faults", "Cumulative major page faults"),
+    _i("minor_faults", "Cumulative minor page faults"),
+    _i("cpu_utime_ns", "Cumulative user CPU time, ns", "ST_DURATION_NS"),
+    _i("cpu_ktime_ns", "Cumulative kernel CPU time, ns", "ST_DURATION_NS"),
+    _i("num_threads", "Current thread count"),
+    _i("vsize_bytes", "Virtual memory size", "ST_BYTES"),
+    _i("rss_bytes", "Resident set size", "ST_BYTES"),
+    _i("rchar_bytes", "Cumulative bytes read via syscalls", "ST_BYTES"),
+    _i("wchar_bytes", "Cumulative bytes written via syscalls", "ST_BYTES"),
+    _i("read_bytes", "Cumulative bytes read from storage", "ST_BYTES"),
+    _i("write_bytes", "Cumulative bytes written to storage", "ST_BYTES"),
+])
+NETWORK_STATS = pa.schema([
+    _TIME,
+    _s("pod_id", "Kubernetes pod UID"),
+    _i("rx_bytes", "Cumulative bytes received", "ST_BYTES"),
+    _i("rx_packets", "Cumulative packets received"),
+    _i("rx_errors", "Cumulative receive errors"),
+    _i("rx_drops", "Cumulative dropped inbound packets"),
+    _i("tx_bytes", "Cumulative bytes transmitted", "ST_BYTES"),
+    _i("tx_packets", "Cumulative packets transmitted"),
+    _i("tx_errors", "Cumulative transmit errors"),
+    _i("tx_drops", "Cumulative dropped outbound packets"),
+])
+JVM_STATS = pa.schema([
+    _TIME, _UPID,
+    _i("young_gc_time", "Cumulative young-generation GC time, ns", "ST_DURATION_NS"),
+    _i("full_gc_time", "Cumulative full GC time, ns", "ST_DURATION_NS"),
+    _i("used_heap_size", "Heap in use, bytes"),
+    _i("total_heap_size", "Committed heap, bytes"),
+    _i("max_heap_size", "Heap capacity limit, bytes"),
+])
+STACK_TRACES = pa.schema([
+    _TIME, _UPID,
+    _i("stack_trace_id", "ID of the stack within the profile"),
+    _s("stack_trace", "Folded stack, root first, frames separated by ';'"),
+    _i("count", "Times this stack was sampled in the window"),
+])
+PROC_EXIT_EVENTS = pa.schema([
+    _TIME, _UPID,
+    _i("exit_code", "Exit code of the process"),
+    _i("signal", "Signal that ended the process (0 if none)"),
+    _s("comm", "Process command name"),
+])
+STIRLING_ERROR = pa.schema([
+    _TIME, _UPID,
+    _s("source_connector", "Source connector reporting the status"),
+    _i("status", "statuspb.Code (0 OK, ...)"),
+    _s("error", "Error message, empty on success"),
+    _s("context", "Where the error happened"),
+])
+PROBE_STATUS = pa.schema([
+    _TIME, _UPID,
+    _s("source_connector", "Source connector that deployed the probe"),
+    _s("tracepoint", "Probe or tracepoint identifier"),
+    _i("status", "statuspb.Code of the deployment"),
+    _s("error", "Deployment error, if any"),
+    _s("info", "Extra details as JSON"),
+])
+TCP_STATS_EVENTS = pa.schema([
+    _TIME, _UPID,
+    _s("local_addr", "Local IP", "ST_IP_ADDRESS"),
+    _i("local_port", "Local port", "ST_PORT"),
+    _s("remote_addr", "Remote IP", "ST_IP_ADDRESS"),
+    _i("remote_port", "Remote port", "ST_PORT"),
+    _i("tx", "Cumulative bytes sent", "ST_BYTES"),
+    _i("rx", "Cumulative bytes received", "ST_BYTES"),
+    _i("retransmits", "Cumulative TCP retransmissions"),
+])
+
+
 @dataclass(frozen=True)
 class TableSpec:
     name: str
@@ -146,6 +299,25 @@ TABLES: dict[str, TableSpec] = {
     for spec in (
         TableSpec("http_events", HTTP_EVENTS, "HTTP request/response pairs, one row per pair"),
         TableSpec("conn_stats", CONN_STATS, "Per-connection-group counters, emitted periodically"),
+        TableSpec("mysql_events", MYSQL_EVENTS, "MySQL request/response pairs"),
+        TableSpec("pgsql_events", PGSQL_EVENTS, "PostgreSQL request/response pairs"),
+        TableSpec("cql_events", CQL_EVENTS, "Cassandra CQL request/response pairs"),
+        TableSpec("dns_events", DNS_EVENTS, "DNS request/response pairs"),
+        TableSpec("redis_events", REDIS_EVENTS, "Redis request/response pairs and pub/sub pushes"),
+        TableSpec("kafka_events.beta", KAFKA_EVENTS, "Kafka request/response pairs"),
+        TableSpec("nats_events.beta", NATS_EVENTS, "NATS protocol messages"),
+        TableSpec("mongodb_events", MONGODB_EVENTS, "MongoDB OP_MSG request/response pairs"),
+        TableSpec("mux_events", MUX_EVENTS, "Finagle Mux request/response pairs"),
+        TableSpec("amqp_events", AMQP_EVENTS, "AMQP 0-9-1 frames paired as request/response"),
+        TableSpec("tls_events", TLS_EVENTS, "TLS record-level request/response pairs (metadata only)"),
+        TableSpec("process_stats", PROCESS_STATS, "Per-process CPU, memory and IO counters"),
+        TableSpec("network_stats", NETWORK_STATS, "Per-pod network interface counters"),
+        TableSpec("jvm_stats", JVM_STATS, "JVM heap and GC metrics"),
+        TableSpec("stack_traces.beta", STACK_TRACES, "CPU profiler stack samples, aggregated counts"),
+        TableSpec("proc_exit_events", PROC_EXIT_EVENTS, "Abnormal process exits"),
+        TableSpec("stirling_error", STIRLING_ERROR, "Errors and status reports of source connectors"),
+        TableSpec("probe_status", PROBE_STATUS, "Deployment status of individual eBPF probes"),
+        TableSpec("tcp_stats_events", TCP_STATS_EVENTS, "TCP connection statistics"),
     )
 }
 

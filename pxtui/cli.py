@@ -81,13 +81,32 @@ def _script_help(script: Script) -> str:
     return "\n".join(lines)
 
 
-def _run_once(script: Script, args: dict[str, str], output: str, vizier: str | None, api_key: str | None) -> None:
+DATA_HELP = ("Replay a recording made by `pxtui record DIR` in this process: no Vizier, no root, no network. "
+             "Relative times (-5m) count back from the recording's end time, not from now.")
+
+
+def _runner(data: str | None, vizier: str | None, api_key: str | None):
+    """The gRPC client, or with --data the in-process runner over a recording."""
+    if data is None:
+        return _client(vizier, api_key)
+    from cluster.store.recording import RecordingError
+    from pxtui.local_runner import LocalRunner
+
+    try:
+        return LocalRunner.open(data)
+    except RecordingError as e:
+        _fail(EXIT_USAGE, f"--data: {e}")
+    raise AssertionError
+
+
+def _run_once(script: Script, args: dict[str, str], output: str, vizier: str | None, api_key: str | None,
+              data: str | None = None) -> None:
     from pxtui import output as out
 
     if "help" in args:
         click.echo(_script_help(script))
         return
-    client = _client(vizier, api_key)
+    client = _runner(data, vizier, api_key)
     try:
         result = client.run(script, args)
     except ScriptError as e:
@@ -260,14 +279,42 @@ OUTPUT = click.Choice(["table", "json", "jsonl", "csv"])
 @click.argument("script", required=False)
 @click.option("-f", "--file", "file", help="A .pxl file, or a directory with one .pxl and vis.json.")
 @click.option("-o", "--output", type=OUTPUT, default="table", show_default=True)
+@click.option("--data", "data", metavar="DIR", help=DATA_HELP)
 @click.option("--vizier", help="Broker address (else PXTUI_VIZIER, else the config file).")
 @click.option("--api-key", help="API key (else PXTUI_API_KEY, else the config file).")
 @click.argument("script_args", nargs=-1, type=click.UNPROCESSED)
-def run(script: str | None, file: str | None, output: str, vizier: str | None, api_key: str | None,
-        script_args: tuple[str, ...]) -> None:
-    """Run SCRIPT once and print its tables: pxtui run px/http_data -- --start_time=-1m"""
+def run(script: str | None, file: str | None, output: str, data: str | None, vizier: str | None,
+        api_key: str | None, script_args: tuple[str, ...]) -> None:
+    """Run SCRIPT once and print its tables: pxtui run px/http_data -- --start_time=-1m
+
+    With --data DIR it runs against a recording instead of the Vizier, and `now` is the recording's
+    end time, so -5m means the last five minutes of the recording."""
     s = _load_script(script, file)
-    _run_once(s, parse_script_args(script_args), output, vizier, api_key)
+    _run_once(s, parse_script_args(script_args), output, vizier, api_key, data)
+
+
+@main.command()
+@click.argument("directory", metavar="DIR")
+@click.option("-t", "--table", "tables", multiple=True, help="Record only this table (repeatable; default all).")
+@click.option("--vizier", help="Broker address (else PXTUI_VIZIER, else the config file).")
+@click.option("--api-key", help="API key (else PXTUI_API_KEY, else the config file).")
+def record(directory: str, tables: tuple[str, ...], vizier: str | None, api_key: str | None) -> None:
+    """Save every table of every agent, with schemas and a metadata snapshot, to DIR (Arrow IPC files).
+
+    Replay it anywhere with `pxtui run --data DIR SCRIPT` or `pxtui live --data DIR`: no agent, no root."""
+    from cluster.store.recording import RecordingError
+    from pxtui.recorder import record as do_record
+
+    cfg = ClientConfig.resolve(vizier, api_key)
+    try:
+        m = do_record(cfg.vizier, cfg.api_key, directory, list(tables) or None)
+    except RecordingError as e:
+        _fail(EXIT_USAGE, str(e))
+    except VizierUnavailable as e:
+        _fail(EXIT_VIZIER, str(e))
+    rows = sum(m.tables.values())
+    click.echo(f"recorded {len(m.tables)} tables, {rows} rows, from {len(m.agents)} agent(s) on "
+               f"{m.hostname or '?'} into {directory} (ends {_fmt_ns(m.end_time_ns)})")
 
 
 @main.command(context_settings={**CONTEXT, "ignore_unknown_options": True})
@@ -276,28 +323,35 @@ def run(script: str | None, file: str | None, output: str, vizier: str | None, a
 @click.option("--once", is_flag=True, help="Run once and print (for CI and pipes), no TUI.")
 @click.option("-o", "--output", type=OUTPUT, default="table", show_default=True, help="With --once.")
 @click.option("--refresh", default=2.0, show_default=True, help="Seconds between refreshes.")
+@click.option("--data", "data", metavar="DIR", help=DATA_HELP)
+@click.option("--ascii", "ascii_only", is_flag=True, help="Draw with ASCII only (also PXTUI_ASCII=1).")
 @click.option("--vizier", help="Broker address (else PXTUI_VIZIER, else the config file).")
 @click.option("--api-key", help="API key (else PXTUI_API_KEY, else the config file).")
 @click.argument("script_args", nargs=-1, type=click.UNPROCESSED)
-def live(script: str | None, file: str | None, once: bool, output: str, refresh: float, vizier: str | None,
-         api_key: str | None, script_args: tuple[str, ...]) -> None:
-    """The live TUI for SCRIPT (default px/http_data); --once prints instead."""
+def live(script: str | None, file: str | None, once: bool, output: str, refresh: float, data: str | None,
+         ascii_only: bool, vizier: str | None, api_key: str | None, script_args: tuple[str, ...]) -> None:
+    """The live TUI for SCRIPT (default px/http_data); --once prints instead.
+
+    With --data DIR it shows a recording instead of the Vizier, and `now` is the recording's end time."""
     if script is None and file is None:
         script = "px/http_data"
     s = _load_script(script, file)
     args = parse_script_args(script_args)
     if once:
-        _run_once(s, args, output, vizier, api_key)
+        _run_once(s, args, output, vizier, api_key, data)
         return
     if not (sys.stdin.isatty() and sys.stdout.isatty()):
         _fail(EXIT_USAGE, "the live view needs a terminal; use `pxtui live SCRIPT --once -o json` in pipes and CI")
     from pxtui.app import PxApp
 
-    client = _client(vizier, api_key)
+    client = _runner(data, vizier, api_key)
+    app = PxApp(client, s, args, refresh_s=refresh, ascii_only=ascii_only or None)
     try:
-        PxApp(client, s, args, refresh_s=refresh).run()
+        app.run()
     finally:
         client.close()
+    if app.return_code:  # the app crashed (Textual has restored the terminal and printed why)
+        sys.exit(app.return_code)
 
 
 @main.group()

@@ -166,3 +166,51 @@ class StatusResponse(_message.Message):
     agents: _containers.RepeatedCompositeFieldContainer[AgentStatus]
     vizier_version: str
     def __init__(self, agents: _Optional[_Iterable[_Union[AgentStatus, _Mapping]]] = ..., vizier_version: _Optional[str] = ...) -> None: ...
+
+class RecordTablesRequest(_message.Message):
+    __slots__ = ("client_public_key", "tables")
+    CLIENT_PUBLIC_KEY_FIELD_NUMBER: _ClassVar[int]
+    TABLES_FIELD_NUMBER: _ClassVar[int]
+    client_public_key: bytes
+    tables: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, client_public_key: _Optional[bytes] = ..., tables: _Optional[_Iterable[str]] = ...) -> None: ...
+
+class RecordingInfo(_message.Message):
+    __slots__ = ("agent_id", "asid", "hostname", "vizier_version", "end_time_ns", "state")
+    AGENT_ID_FIELD_NUMBER: _ClassVar[int]
+    ASID_FIELD_NUMBER: _ClassVar[int]
+    HOSTNAME_FIELD_NUMBER: _ClassVar[int]
+    VIZIER_VERSION_FIELD_NUMBER: _ClassVar[int]
+    END_TIME_NS_FIELD_NUMBER: _ClassVar[int]
+    STATE_FIELD_NUMBER: _ClassVar[int]
+    agent_id: str
+    asid: int
+    hostname: str
+    vizier_version: str
+    end_time_ns: int
+    state: str
+    def __init__(self, agent_id: _Optional[str] = ..., asid: _Optional[int] = ..., hostname: _Optional[str] = ..., vizier_version: _Optional[str] = ..., end_time_ns: _Optional[int] = ..., state: _Optional[str] = ...) -> None: ...
+
+class RecordedPart(_message.Message):
+    __slots__ = ("agent_id", "table_name", "sealed_ipc", "num_rows", "eos", "metadata")
+    AGENT_ID_FIELD_NUMBER: _ClassVar[int]
+    TABLE_NAME_FIELD_NUMBER: _ClassVar[int]
+    SEALED_IPC_FIELD_NUMBER: _ClassVar[int]
+    NUM_ROWS_FIELD_NUMBER: _ClassVar[int]
+    EOS_FIELD_NUMBER: _ClassVar[int]
+    METADATA_FIELD_NUMBER: _ClassVar[int]
+    agent_id: str
+    table_name: str
+    sealed_ipc: bytes
+    num_rows: int
+    eos: bool
+    metadata: bool
+    def __init__(self, agent_id: _Optional[str] = ..., table_name: _Optional[str] = ..., sealed_ipc: _Optional[bytes] = ..., num_rows: _Optional[int] = ..., eos: _Optional[bool] = ..., metadata: _Optional[bool] = ...) -> None: ...
+
+class RecordTablesResponse(_message.Message):
+    __slots__ = ("info", "part")
+    INFO_FIELD_NUMBER: _ClassVar[int]
+    PART_FIELD_NUMBER: _ClassVar[int]
+    info: RecordingInfo
+    part: RecordedPart
+    def __init__(self, info: _Optional[_Union[RecordingInfo, _Mapping]] = ..., part: _Optional[_Union[RecordedPart, _Mapping]] = ...) -> None: ...

@@ -44,6 +44,11 @@ class VizierServiceStub:
                 request_serializer=cluster_dot_api_dot_vizier__pb2.StatusRequest.SerializeToString,
                 response_deserializer=cluster_dot_api_dot_vizier__pb2.StatusResponse.FromString,
                 _registered_method=True)
+        self.RecordTables = channel.unary_stream(
+                '/pxtui.api.VizierService/RecordTables',
+                request_serializer=cluster_dot_api_dot_vizier__pb2.RecordTablesRequest.SerializeToString,
+                response_deserializer=cluster_dot_api_dot_vizier__pb2.RecordTablesResponse.FromString,
+                _registered_method=True)
 
 
 class VizierServiceServicer:
@@ -61,6 +66,12 @@ class VizierServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def RecordTables(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_VizierServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -73,6 +84,11 @@ def add_VizierServiceServicer_to_server(servicer, server):
                     servicer.GetStatus,
                     request_deserializer=cluster_dot_api_dot_vizier__pb2.StatusRequest.FromString,
                     response_serializer=cluster_dot_api_dot_vizier__pb2.StatusResponse.SerializeToString,
+            ),
+            'RecordTables': grpc.unary_stream_rpc_method_handler(
+                    servicer.RecordTables,
+                    request_deserializer=cluster_dot_api_dot_vizier__pb2.RecordTablesRequest.FromString,
+                    response_serializer=cluster_dot_api_dot_vizier__pb2.RecordTablesResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -129,6 +145,33 @@ class VizierService:
             '/pxtui.api.VizierService/GetStatus',
             cluster_dot_api_dot_vizier__pb2.StatusRequest.SerializeToString,
             cluster_dot_api_dot_vizier__pb2.StatusResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RecordTables(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/pxtui.api.VizierService/RecordTables',
+            cluster_dot_api_dot_vizier__pb2.RecordTablesRequest.SerializeToString,
+            cluster_dot_api_dot_vizier__pb2.RecordTablesResponse.FromString,
             options,
             channel_credentials,
             insecure,

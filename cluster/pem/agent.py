@@ -63,6 +63,7 @@ class Pem:
     def __init__(self, config: PemConfig | None = None):
         self.config = config or PemConfig()
         self.agent_id = str(uuid.uuid4())
+        self.started_ns = time.time_ns()
         self.hostname = socket.gethostname()
         self.store = TableStore(self.config.table_max_bytes)
         self.processes = ProcessCache(self.config.asid)

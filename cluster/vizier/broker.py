@@ -17,6 +17,7 @@ from typing import Protocol
 
 import grpc
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from cluster import pxl
 from cluster.api import vizier_pb2 as pb
@@ -25,11 +26,14 @@ from cluster.auth.api_keys import ApiKeyStore, AuthError
 from cluster.auth.e2e import E2EError, seal
 from cluster.pem.agent import Pem, PemStatus
 from cluster.pxl.vis import FuncToExecute
+from cluster.store.recording import metadata_snapshot
+from cluster.vizier.vizier_info import EmbeddedVizierInfo
 
 log = logging.getLogger(__name__)
 
 API_KEY_HEADER = "pxtui-api-key"
 DEFAULT_TIMEOUT_S = 10.0
+VIZIER_VERSION = "0.1.0"
 MAX_MESSAGE_BYTES = 4 * 1024 * 1024  # results ship in IPC messages of about this size
 
 
@@ -64,6 +68,7 @@ class Broker(pb_grpc.VizierServiceServicer):
         self.pem = pem
         self.keys = keys
         self.default_timeout_s = default_timeout_s
+        self.vizier_info = EmbeddedVizierInfo(pem)
         self._pool = concurrent.futures.ThreadPoolExecutor(max_workers=4, thread_name_prefix="query")
 
     def _authenticate(self, context: grpc.ServicerContext) -> None:
@@ -97,7 +102,7 @@ class Broker(pb_grpc.VizierServiceServicer):
             yield _error(qid, pb.QueryError.COMPILE, str(e), e.errors)
             return
         t1 = time.perf_counter_ns()
-        future = self._pool.submit(pxl.execute, query, self.pem.store, self.pem.metadata)
+        future = self._pool.submit(pxl.execute, query, self.pem.store, self.pem.metadata, vizier=self.vizier_info)
         try:
             outputs = future.result(timeout=timeout)
         except concurrent.futures.TimeoutError:
@@ -158,7 +163,52 @@ class Broker(pb_grpc.VizierServiceServicer):
                 for t in st.tables
             ],
         )
-        return pb.StatusResponse(agents=[agent], vizier_version="0.1.0")
+        return pb.StatusResponse(agents=[agent], vizier_version=VIZIER_VERSION)
+
+    def RecordTables(
+        self, request: pb.RecordTablesRequest, context: grpc.ServicerContext
+    ) -> Iterator[pb.RecordTablesResponse]:
+        """Every row of every table (or of the tables asked for) up to now, with the tables' schemas
+        and a metadata snapshot of every process the rows mention, for replay without the agent.
+
+        The snapshot instant is taken first and rows are read up to it, so the recording's end time
+        is exact and a replay that uses it as `now` selects the same rows a live query would have.
+        """
+        self._authenticate(context)
+        client_key = bytes(request.client_public_key)
+        try:
+            seal(client_key, b"")
+        except E2EError as e:
+            context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(e))
+        store = self.pem.store
+        names = list(request.tables) or store.names()
+        unknown = [n for n in names if n not in store.names()]
+        if unknown:
+            context.abort(grpc.StatusCode.NOT_FOUND, f"no table {', '.join(map(repr, unknown))} on agent "
+                          f"{self.pem.agent_id}; tables: {', '.join(store.names()) or 'none'}")
+        end_ns = time.time_ns()
+        agent = self.pem.agent_id
+        yield pb.RecordTablesResponse(info=pb.RecordingInfo(
+            agent_id=agent, asid=self.pem.config.asid, hostname=self.pem.hostname,
+            vizier_version=VIZIER_VERSION, end_time_ns=end_ns, state=self.pem.status().state))
+        upids: list[pa.Array] = []
+        for name in names:
+            schema = store.get(name).schema
+            table = pa.Table.from_batches(list(store.scan(name, None, end_ns)), schema=schema)
+            if "upid" in schema.names and table.num_rows:
+                upids.append(pc.unique(table.column("upid").combine_chunks()))
+            yield from _recorded_parts(agent, name, table, client_key, metadata=False)
+        snapshot = metadata_snapshot(self.pem.metadata, upids)
+        yield from _recorded_parts(agent, "", snapshot, client_key, metadata=True)
+
+
+def _recorded_parts(agent: str, name: str, table: pa.Table, key: bytes,
+                    metadata: bool) -> Iterator[pb.RecordTablesResponse]:
+    chunks = list(ipc_chunks(table))
+    for i, (payload, n) in enumerate(chunks):
+        yield pb.RecordTablesResponse(part=pb.RecordedPart(
+            agent_id=agent, table_name=name, sealed_ipc=seal(key, payload), num_rows=n,
+            eos=i == len(chunks) - 1, metadata=metadata))
 
 
 def _error(qid: str, kind: int, message: str, errors: list | None = None) -> pb.ExecuteScriptResponse:
