@@ -488,3 +488,48 @@ def json_value(value: Any, fld: pa.Field) -> Any:
     if isinstance(value, int | float | str | bool):
         return value
     return str(value)
+
+
+# --------------------------------------------------------------------------------------------
+# status gutter (vis.json Table `gutterColumn`)
+
+_STATE_WORDS = {
+    "running": "ok", "succeeded": "ok", "completed": "ok", "ready": "ok", "active": "ok", "healthy": "ok",
+    "pending": "pending", "waiting": "pending", "containercreating": "pending", "podinitializing": "pending",
+    "failed": "failed", "crashloopbackoff": "failed", "error": "failed", "oomkilled": "failed",
+    "imagepullbackoff": "failed", "errimagepull": "failed", "evicted": "failed",
+    "terminated": "stopped", "terminating": "stopped",
+}
+
+
+def status_state(text: str | None) -> str:
+    """A pod or container status cell -> "ok" | "pending" | "failed" | "stopped" | "unknown".
+
+    The cell is the JSON that pod/container status functions return, e.g.
+    {"phase": "Running", "ready": true} or {"state": "Waiting", "reason": "CrashLoopBackOff"};
+    a plain word ("Running") works too. A reason names the problem more precisely than the phase,
+    and a running pod that is not ready is still coming up.
+    """
+    if not text:
+        return "unknown"
+    doc: Any
+    try:
+        doc = json.loads(text)
+    except (TypeError, ValueError):
+        doc = text
+    if isinstance(doc, str):
+        return _STATE_WORDS.get(doc.replace(" ", "").lower(), "unknown")
+    if not isinstance(doc, dict):
+        return "unknown"
+    reason = str(doc.get("reason") or "").replace(" ", "").lower()
+    if reason in _STATE_WORDS and _STATE_WORDS[reason] == "failed":
+        return "failed"
+    phase = str(doc.get("phase") or doc.get("state") or doc.get("status") or "").replace(" ", "").lower()
+    phase = phase.removeprefix("container_state_").removeprefix("state_")
+    state = _STATE_WORDS.get(phase, "unknown")
+    if state == "ok" and doc.get("ready") is False:
+        return "pending"
+    return state
+
+
+STATUS_STYLES = {"ok": "green", "pending": "yellow", "failed": "bold red", "stopped": "dim", "unknown": "dim"}

@@ -14,7 +14,6 @@ from typing import Any, ClassVar
 
 import pyarrow as pa
 from rich.console import Group, RenderableType
-from rich.syntax import Syntax
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
@@ -24,19 +23,9 @@ from textual.widgets import Footer, Static
 
 from cluster.schemas import semantic_type
 from pxtui.format import format_value, json_value
+from pxtui.screens.body_view import body_renderable, pretty_json
 
-_JSON_START = ("{", "[")
-
-
-def pretty_json(text: str) -> str | None:
-    """Indented JSON when `text` is a JSON object or array, else None (plain text stays plain)."""
-    stripped = text.strip()
-    if not stripped.startswith(_JSON_START):
-        return None
-    try:
-        return json.dumps(json.loads(stripped), indent=2, ensure_ascii=False)
-    except ValueError:
-        return None
+__all__ = ["RowDetailScreen", "field_renderable", "pretty_json", "row_json", "save_row"]
 
 
 def row_json(table_name: str, schema: pa.Schema, values: dict[str, Any]) -> dict[str, Any]:
@@ -61,17 +50,18 @@ def save_row(directory: Path, table_name: str, schema: pa.Schema, values: dict[s
     return path.resolve()
 
 
-def field_renderable(fld: pa.Field, value: Any) -> RenderableType:
-    """Name line plus value: JSON pretty and highlighted, formatted values with the raw number."""
+def field_renderable(fld: pa.Field, value: Any, row: dict[str, Any] | None = None) -> RenderableType:
+    """Name line plus value: bodies pretty-printed (JSON, SQL, Redis commands; see body_view),
+    formatted values with the raw number beside them."""
     st = semantic_type(fld)
     head = Text(fld.name, style="bold")
     if st not in ("ST_NONE", "ST_UNSPECIFIED"):
         head.append(f"  {st}", style="dim")
     shown = format_value(value, fld, full=True)
     if isinstance(value, str):
-        pretty = pretty_json(value)
+        pretty = body_renderable(fld.name, value, row or {})
         if pretty is not None:
-            return Group(head, Syntax(pretty, "json", word_wrap=True, background_color="default"), Text())
+            return Group(head, pretty, Text())
         body = Text(value if value else "(empty)", style="" if value else "dim")
         return Group(head, body, Text())
     body = Text(shown)
@@ -111,7 +101,7 @@ class RowDetailScreen(Screen[None]):
         yield Static(Text(f"Row of {self.table_name} · Esc back · w save as JSON"), id="detail-title")
         with VerticalScroll(id="detail-body"):
             for fld in self.schema:
-                yield Static(field_renderable(fld, self.values.get(fld.name)), classes="detail-field")
+                yield Static(field_renderable(fld, self.values.get(fld.name), self.values), classes="detail-field")
         yield Static("", id="detail-saved")
         yield Footer()
 

@@ -1,6 +1,8 @@
 """The top line: which script runs with which arguments, and whether the view is live.
 
-Like `px live`'s "Script : <name> --arg=value" bar, so a screenshot says what produced it.
+Like `px live`'s "Script : <name> --arg=value" bar, so a screenshot says what produced it. After
+a drill-down (Enter on a script reference) the scripts that led here come first, as
+breadcrumbs: "px/http_data › Script: px/pod --pod=default/frontend-1"; Esc walks back.
 """
 
 from __future__ import annotations
@@ -8,6 +10,8 @@ from __future__ import annotations
 from rich.text import Text
 from textual.reactive import reactive
 from textual.widgets import Static
+
+from pxtui.widgets.glyphs import glyphs_for
 
 
 def script_line(script_id: str, args: dict[str, str]) -> str:
@@ -17,7 +21,7 @@ def script_line(script_id: str, args: dict[str, str]) -> str:
 
 
 class HeaderBar(Static):
-    """One line, script and args on the left, LIVE/PAUSED on the right."""
+    """One line, breadcrumbs, script and args on the left, LIVE/PAUSED on the right."""
 
     DEFAULT_CSS = """
     HeaderBar {
@@ -36,15 +40,30 @@ class HeaderBar(Static):
     def __init__(self, script_id: str, args: dict[str, str], *, id: str | None = None) -> None:
         super().__init__(id=id)
         self._line = script_line(script_id, args)
+        self.crumbs: list[str] = []
+
+    def set_script(self, script_id: str, args: dict[str, str], crumbs: list[str] | None = None) -> None:
+        """Show another script (palette, drill-down, edited arguments)."""
+        self._line = script_line(script_id, args)
+        self.crumbs = list(crumbs or [])
+        self.refresh()
+
+    @property
+    def line(self) -> str:
+        g = glyphs_for(self)
+        return g.crumb.join([*self.crumbs, self._line])
 
     def render(self) -> Text:
-        state = "PAUSED" if self.paused else ("LIVE ⟳" if self.running else "LIVE")
+        g = glyphs_for(self)
+        state = "PAUSED" if self.paused else ("LIVE" + g.running if self.running else "LIVE")
         width = max(0, self.size.width - 2)
-        left = self._line
+        left = self.line
         room = max(0, width - len(state) - 1)
         if len(left) > room:
-            left = left[: max(0, room - 1)] + "…"
-        text = Text(left, no_wrap=True, overflow="ellipsis")
+            # keep the end (the current script) when breadcrumbs make the line too long
+            keep = max(0, room - len(g.ellipsis))
+            left = (g.ellipsis + left[-keep:]) if self.crumbs and keep else left[:keep] + g.ellipsis
+        text = Text(left, no_wrap=True, overflow="crop")
         text.pad_right(max(1, width - len(left) - len(state)))
         text.append(state, style="reverse" if self.paused else "")
         return text

@@ -7,7 +7,7 @@ says so; the data window and the refresh time tell the user how current the rows
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, tzinfo
 
 from rich.text import Text
 from textual.widgets import Static
@@ -28,6 +28,7 @@ class StatusInfo:
     paused: bool = False
     refresh_s: float = 2.0
     failing: bool = False
+    tz: tzinfo | None = None  # the data window's zone (tests pin it; None = local)
 
 
 def status_parts(info: StatusInfo) -> list[tuple[str, str]]:
@@ -48,7 +49,8 @@ def status_parts(info: StatusInfo) -> list[tuple[str, str]]:
     if c is not None and c.window is not None:
         start, end = c.window
         span = format_duration(max(0, end - start))
-        parts.append((f"data {format_time_short(start)[:8]}–{format_time_short(end)[:8]} ({span})", ""))
+        first, last = format_time_short(start, info.tz)[:8], format_time_short(end, info.tz)[:8]
+        parts.append((f"data {first}-{last} ({span})", ""))
     mode = "PAUSED (space)" if info.paused else f"every {info.refresh_s:g} s"
     parts.append((mode, "reverse" if info.paused else "dim"))
     return parts

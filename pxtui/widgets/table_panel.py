@@ -12,16 +12,16 @@ from typing import ClassVar
 import pyarrow as pa
 import pyarrow.compute as pc
 from textual import on
+from textual.actions import SkipAction
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Vertical
 from textual.message import Message
 from textual.widgets import Input
 
-from pxtui.format import MAX_CELL_CHARS, FormattedTable
+from pxtui.format import MAX_CELL_CHARS, STATUS_STYLES, FormattedTable, status_state
 from pxtui.widgets.arrow_table import ArrowTable, GridData
-
-SORT_MARK = {False: " ▲", True: " ▼"}
+from pxtui.widgets.glyphs import glyphs_for
 
 
 def view_order(model: FormattedTable, sort: tuple[str, bool] | None, needle: str) -> pa.Array:
@@ -86,13 +86,15 @@ class TablePanel(Vertical):
     """
 
     class RowOpened(Message):
-        """Enter on a row: the app opens the detail screen for `model` row `index`."""
+        """Enter on a row: the app opens the detail screen for `model` row `index`, or follows
+        the script reference when the cursor is on one (`column` is the cursor's column)."""
 
-        def __init__(self, panel: TablePanel, model: FormattedTable, index: int) -> None:
+        def __init__(self, panel: TablePanel, model: FormattedTable, index: int, column: str | None = None) -> None:
             super().__init__()
             self.panel = panel
             self.model = model
             self.index = index
+            self.column = column
 
     class ViewChanged(Message):
         """Shown/total rows, sort or filter changed (for the status line)."""
@@ -101,10 +103,12 @@ class TablePanel(Vertical):
             super().__init__()
             self.panel = panel
 
-    def __init__(self, title: str, output_name: str, *, id: str | None = None) -> None:
+    def __init__(self, title: str, output_name: str, *, id: str | None = None,
+                 gutter_column: str | None = None) -> None:
         super().__init__(id=id)
         self.border_title = title
         self.output_name = output_name
+        self.gutter_column = gutter_column  # vis.json gutterColumn: a status icon before each row
         self.model: FormattedTable | None = None
         self.sort: tuple[str, bool] | None = None  # (column, descending)
         self.filter_text = ""
@@ -125,6 +129,17 @@ class TablePanel(Vertical):
     @property
     def total_rows(self) -> int:
         return self.model.num_rows if self.model is not None else 0
+
+    @property
+    def has_gutter(self) -> bool:
+        return bool(self.gutter_column) and self.model is not None and self.gutter_column in self.model.columns
+
+    def column_at(self, grid_column: int) -> str | None:
+        """The model column under grid column `grid_column` (None on the gutter)."""
+        if self.model is None or not self.model.columns:
+            return None
+        i = grid_column - (1 if self.has_gutter else 0)
+        return self.model.columns[min(max(i, 0), len(self.model.columns) - 1)] if i >= 0 else None
 
     def raw_index(self, grid_row: int) -> int | None:
         """Map a grid row to the row of `model.raw` (None when out of range)."""
@@ -193,15 +208,28 @@ class TablePanel(Vertical):
         if model is None:
             return
         order = self._order
-        headers = []
-        widths = []
+        g = glyphs_for(self)
+        headers: list[str] = []
+        widths: list[int] = []
+        cells: list[list[str]] = []
+        styles: list[list[str | None] | None] = []
+        if self.has_gutter:
+            assert self.gutter_column is not None
+            raw = model.raw.column(self.gutter_column).take(order).to_pylist()
+            states = [status_state(None if v is None else str(v)) for v in raw]
+            headers.append("")
+            widths.append(1)
+            cells.append([g.status[s] for s in states])
+            styles.append([STATUS_STYLES[s] for s in states])
         for i, name in enumerate(model.columns):
-            mark = SORT_MARK[self.sort[1]] if self.sort is not None and self.sort[0] == name else ""
+            mark = ""
+            if self.sort is not None and self.sort[0] == name:
+                mark = g.sort_down if self.sort[1] else g.sort_up
             headers.append(name + mark)
             content = model.widths[i] if i < len(model.widths) else 0
             widths.append(min(MAX_CELL_CHARS, max(content, len(name) + 2)))
-        cells = [col.take(order).to_pylist() for col in model.text]
-        styles = [s.take(order).to_pylist() if s is not None else None for s in model.styles]
+        cells += [col.take(order).to_pylist() for col in model.text]
+        styles += [s.take(order).to_pylist() if s is not None else None for s in model.styles]
         empty = "no rows" if model.num_rows == 0 else f"no rows match {self.filter_text!r} (Esc clears)"
         self.grid.set_data(GridData(headers, cells, styles, widths, empty), cursor_row, screen_offset)
         self.post_message(self.ViewChanged(self))
@@ -212,7 +240,9 @@ class TablePanel(Vertical):
         """`s`: unsorted -> ascending -> descending -> unsorted, on the cursor's column."""
         if self.model is None or not self.model.columns:
             return
-        col = self.model.columns[min(self.grid.cursor_column, len(self.model.columns) - 1)]
+        col = self.column_at(self.grid.cursor_column)
+        if col is None:
+            return
         if self.sort is None or self.sort[0] != col:
             self.sort = (col, False)
         elif not self.sort[1]:
@@ -229,6 +259,8 @@ class TablePanel(Vertical):
 
     def action_clear_filter(self) -> None:
         had = bool(self.filter_text) or self.has_class("-filtering")
+        if not had:
+            raise SkipAction()  # nothing to clear: Esc goes on to the app (back from a drill-down)
         self.filter_text = ""
         self.query_one(Input).value = ""
         self.remove_class("-filtering")
@@ -262,7 +294,7 @@ class TablePanel(Vertical):
         event.stop()
         idx = self.raw_index(event.row)
         if self.model is not None and idx is not None:
-            self.post_message(self.RowOpened(self, self.model, idx))
+            self.post_message(self.RowOpened(self, self.model, idx, self.column_at(self.grid.cursor_column)))
 
     @on(ArrowTable.CursorMoved)
     def _cursor_moved(self, event: ArrowTable.CursorMoved) -> None:

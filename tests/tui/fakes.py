@@ -117,12 +117,14 @@ class FakeRunner:
         self.calls = 0
         self.errors: list[Exception] = []  # raised (in order) by the next runs, one per run
         self.produce = produce
+        self.seen: list[tuple[Script, dict[str, str]]] = []  # (script, args) of every run, in order
         self._lock = threading.Lock()
 
     def run(self, script: Script, args: dict[str, str]) -> ScriptResult:
         with self._lock:
             self.calls += 1
             n = self.calls
+            self.seen.append((script, dict(args)))
             if self.errors:
                 raise self.errors.pop(0)
         if self.produce is not None:

@@ -280,9 +280,9 @@ async def test_placeholder_for_other_widget_types(tmp_path: Path) -> None:
         "widgets": [
             {"name": "Latency", "position": {"x": 0, "y": 0, "w": 6, "h": 3},
              "globalFuncOutputName": "http_data",
-             "displaySpec": {"@type": "types.px.dev/px.vispb.TimeseriesChart"}},
+             "displaySpec": {"@type": "types.px.dev/px.vispb.PieChart"}},
             {"name": "Graph", "position": {"x": 6, "y": 0, "w": 6, "h": 3},
-             "globalFuncOutputName": "http_data", "displaySpec": {"@type": "types.px.dev/px.vispb.Graph"}},
+             "globalFuncOutputName": "http_data", "displaySpec": {"@type": "types.px.dev/px.vispb.VegaChart"}},
             {"name": "Rows", "position": {"x": 0, "y": 3, "w": 12, "h": 4},
              "globalFuncOutputName": "http_data", "displaySpec": {"@type": "types.px.dev/px.vispb.Table"}},
         ],
@@ -294,8 +294,8 @@ async def test_placeholder_for_other_widget_types(tmp_path: Path) -> None:
     async with app.run_test(size=(80, 24)) as pilot:
         await wait_runs(app, pilot, 1)
         holders = list(app.query(PlaceholderPanel))
-        assert [h.vis_widget.type for h in holders] == ["TimeseriesChart", "Graph"]
-        assert "TimeseriesChart" in str(holders[0].content)
+        assert [h.vis_widget.type for h in holders] == ["PieChart", "VegaChart"]
+        assert "PieChart" in str(holders[0].content)
         assert panel(app).total_rows == 5 and panel(app).border_title == "Rows"
 
 

@@ -202,3 +202,20 @@ def test_format_table_and_json_values() -> None:
     assert json_value(row["upid"], schema.field("upid")) == "00000000-0000-0000-0000-000000000000"
     empty = format_table("e", schema.empty_table())
     assert empty.num_rows == 0 and empty.widths == [0, 0, 0]
+
+
+# ------------------------------------------------------------------------------ status gutter
+
+
+def test_status_state_reads_pod_and_container_status_json() -> None:
+    from pxtui.format import status_state
+
+    assert status_state('{"phase": "Running", "ready": true}') == "ok"
+    assert status_state('{"phase": "Running", "ready": false}') == "pending"
+    assert status_state('{"phase": "Pending"}') == "pending"
+    assert status_state('{"phase": "Failed", "reason": ""}') == "failed"
+    assert status_state('{"state": "Waiting", "reason": "CrashLoopBackOff"}') == "failed"
+    assert status_state('{"state": "CONTAINER_STATE_TERMINATED"}') == "stopped"
+    assert status_state("Running") == "ok"
+    assert status_state("") == "unknown" and status_state(None) == "unknown"
+    assert status_state("{not json") == "unknown" and status_state("[1]") == "unknown"
