@@ -26,7 +26,6 @@ import contextlib
 import os
 import re
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
@@ -35,9 +34,9 @@ import urllib.error
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
-from tests.conftest import ROOT, free_port
+from tests.vizier_proc import cleanup_on_signals, free_port, log, running_vizier, stop_group
 
 GOAL_US = 15.0
 TICKS = os.sysconf("SC_CLK_TCK")
@@ -46,18 +45,6 @@ DELAY_MS = 10  # integer: wrk 4.1 truncates delay() to whole ms
 PER_REQ_MS = DELAY_MS + 0.4  # delay + loopback round trip + wrk's timer slack, measured on this VM
 BPF_STATS = Path("/proc/sys/kernel/bpf_stats_enabled")
 IDLE_S = 2.0
-
-
-class Terminated(Exception):
-    """SIGTERM/SIGHUP: unwinds through the finally blocks so the children are cleaned up."""
-
-
-def _on_signal(signum: int, _frame: object) -> None:
-    raise Terminated(f"signal {signum}")
-
-
-def log(msg: str) -> None:
-    print(f"[bench] {msg}", file=sys.stderr, flush=True)
 
 
 def cpu_split(pid: int) -> tuple[float, float]:
@@ -103,22 +90,6 @@ def group_cpu_s(pgid: int) -> float:
         with contextlib.suppress(OSError):
             total += int(Path(f"/proc/{p}/schedstat").read_text().split()[0])
     return total / 1e9
-
-
-def stop_group(proc: subprocess.Popen | None, grace: float) -> None:
-    """SIGTERM the child's whole process group, SIGKILL it after `grace` seconds."""
-    if proc is None:
-        return
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(proc.pid, signal.SIGTERM)
-    try:
-        proc.wait(timeout=grace)
-    except subprocess.TimeoutExpired:
-        log(f"pid {proc.pid} ignored SIGTERM for {grace:g} s: SIGKILL")
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(proc.pid, signal.SIGKILL)  # also any worker that outlived its leader
-    with contextlib.suppress(subprocess.TimeoutExpired):
-        proc.wait(timeout=5)
 
 
 def start_nginx(tmp: Path, port: int) -> subprocess.Popen:
@@ -242,27 +213,6 @@ def measure(rate: int, conns: int, seconds: int, port: int, ngx_pgid: int, tmp: 
     return r
 
 
-def start_vizier(state: Path, addr: str, log_file: IO[bytes]) -> subprocess.Popen:
-    env = {**os.environ, "PXTUI_STATE_DIR": str(state)}
-    return subprocess.Popen([sys.executable, "-m", "cluster.vizier.embedded", "--addr", addr], cwd=ROOT, env=env,
-                            stdin=subprocess.DEVNULL, stdout=log_file, stderr=subprocess.STDOUT,
-                            start_new_session=True)
-
-
-def wait_vizier(proc: subprocess.Popen, client: Any, log_path: Path, timeout: float = 90.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            tail = log_path.read_text()[-3000:]
-            raise RuntimeError(f"the Vizier exited ({proc.returncode}) during start-up:\n{tail}")
-        try:
-            client.get_status()
-            return
-        except Exception:
-            time.sleep(0.2)
-    raise RuntimeError(f"the Vizier did not answer in {timeout:g} s:\n{log_path.read_text()[-3000:]}")
-
-
 def report(rates: list[int], seconds: int, base: dict[int, dict[str, float]],
            traced: dict[int, dict[str, float]]) -> None:
     print(f"agent CPU per traced HTTP request (nginx 1 worker + wrk 1 thread on loopback, {seconds:g} s per run, "
@@ -298,18 +248,10 @@ def main() -> int:
         if not shutil.which(tool):
             sys.exit(f"{tool} not found: run scripts/bootstrap.sh")
     rates = [int(r) for r in a.rates.split(",")]
-    for sig in (signal.SIGTERM, signal.SIGHUP):
-        signal.signal(sig, _on_signal)
-
-    from cluster.auth.api_keys import ApiKeyStore
-    from pxtui.client import VizierClient
-
+    cleanup_on_signals()
     stats_before = BPF_STATS.read_text().strip()
     tmp = Path(tempfile.mkdtemp(prefix="pxtui-bench-"))
     ngx: subprocess.Popen | None = None
-    viz: subprocess.Popen | None = None
-    client: VizierClient | None = None
-    viz_log = tmp / "vizier.log"
     try:
         port = free_port()
         ngx = start_nginx(tmp, port)
@@ -319,27 +261,21 @@ def main() -> int:
         others = other_agents(None)
         base = {r: measure(r, conns[r], a.seconds, port, ngx.pid, tmp) for r in rates}
 
-        state = tmp / "state"
-        state.mkdir()
-        _, key = ApiKeyStore(state / "api_keys.json").create("bench")
-        addr = f"127.0.0.1:{free_port()}"
-        with open(viz_log, "wb") as lf:
-            viz = start_vizier(state, addr, lf)
-        client = VizierClient(addr, key)
         t0 = time.monotonic()
-        wait_vizier(viz, client, viz_log)
-        log(f"Vizier pid {viz.pid} ready in {time.monotonic() - t0:.1f} s")
-        BPF_STATS.write_text("1")
-        time.sleep(1.0)  # let start-up work (process scan, first flushes) settle
-        i0 = sum(cpu_split(viz.pid))
-        time.sleep(IDLE_S)
-        idle_ms_s = (sum(cpu_split(viz.pid)) - i0) * 1e3 / IDLE_S
-        traced = {r: measure(r, conns[r], a.seconds, port, ngx.pid, tmp, viz.pid, client) for r in rates}
-        others = sorted(set(others) | set(other_agents(viz.pid)))
+        with running_vizier(tmp / "state") as v:
+            viz, client = v.proc, v.client()
+            log(f"Vizier pid {viz.pid} ready in {time.monotonic() - t0:.1f} s")
+            BPF_STATS.write_text("1")
+            time.sleep(1.0)  # let start-up work (process scan, first flushes) settle
+            i0 = sum(cpu_split(viz.pid))
+            time.sleep(IDLE_S)
+            idle_ms_s = (sum(cpu_split(viz.pid)) - i0) * 1e3 / IDLE_S
+            try:
+                traced = {r: measure(r, conns[r], a.seconds, port, ngx.pid, tmp, viz.pid, client) for r in rates}
+                others = sorted(set(others) | set(other_agents(viz.pid)))
+            finally:
+                client.close()
     finally:
-        if client is not None:
-            client.close()
-        stop_group(viz, grace=20)
         stop_group(ngx, grace=5)
         BPF_STATS.write_text(stats_before)
         shutil.rmtree(tmp, ignore_errors=True)

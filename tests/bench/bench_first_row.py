@@ -17,56 +17,25 @@ A warm-up run of each (page cache, bytecode) precedes the timed runs and is not 
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import os
 import re
 import shlex
 import shutil
-import signal
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from tests.conftest import ROOT, free_port
+from tests.vizier_proc import ROOT, cleanup_on_signals, free_port, log, running_vizier, stop_group
 
 GOAL_S = 1.0
 PXTUI = ROOT / ".venv" / "bin" / "pxtui"
 PATH = "/first-row-bench"  # the generated requests' path, to tell our rows from other traffic on the host
 POLL_S = 0.02
-
-
-class Terminated(Exception):
-    """SIGTERM/SIGHUP: unwinds through the finally blocks so children and tmux are cleaned up."""
-
-
-def _on_signal(signum: int, _frame: object) -> None:
-    raise Terminated(f"signal {signum}")
-
-
-def log(msg: str) -> None:
-    print(f"[bench] {msg}", file=sys.stderr, flush=True)
-
-
-def stop_group(proc: subprocess.Popen | None, grace: float) -> None:
-    """SIGTERM the child's process group, SIGKILL it after `grace` seconds."""
-    if proc is None:
-        return
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(proc.pid, signal.SIGTERM)
-    try:
-        proc.wait(timeout=grace)
-    except subprocess.TimeoutExpired:
-        log(f"pid {proc.pid} ignored SIGTERM for {grace:g} s: SIGKILL")
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(proc.pid, signal.SIGKILL)
-    with contextlib.suppress(subprocess.TimeoutExpired):
-        proc.wait(timeout=5)
 
 
 def http_rows(client: Any) -> int:
@@ -159,39 +128,6 @@ def time_tui(tmux: Tmux, name: str, vizier: str, api_key: str, timeout: float) -
         tmux.kill_session(name)
 
 
-@contextlib.contextmanager
-def vizier(tmp: Path) -> Iterator[tuple[str, str, Any]]:
-    from cluster.auth.api_keys import ApiKeyStore
-    from pxtui.client import VizierClient
-
-    state = tmp / "state"
-    state.mkdir()
-    _, key = ApiKeyStore(state / "api_keys.json").create("bench")
-    addr = f"127.0.0.1:{free_port()}"
-    log_path = tmp / "vizier.log"
-    with open(log_path, "wb") as lf:
-        proc = subprocess.Popen([sys.executable, "-m", "cluster.vizier.embedded", "--addr", addr], cwd=ROOT,
-                                env={**os.environ, "PXTUI_STATE_DIR": str(state)}, stdin=subprocess.DEVNULL,
-                                stdout=lf, stderr=subprocess.STDOUT, start_new_session=True)
-    client = VizierClient(addr, key)
-    try:
-        deadline = time.monotonic() + 90
-        while True:
-            if proc.poll() is not None:
-                raise RuntimeError(f"the Vizier exited ({proc.returncode}):\n{log_path.read_text()[-3000:]}")
-            try:
-                client.get_status()
-                break
-            except Exception:
-                if time.monotonic() > deadline:
-                    raise RuntimeError(f"the Vizier did not answer in 90 s:\n{log_path.read_text()[-3000:]}") from None
-                time.sleep(0.2)
-        yield addr, key, client
-    finally:
-        client.close()
-        stop_group(proc, grace=20)
-
-
 def stats(xs: list[float]) -> str:
     return f"median {statistics.median(xs) * 1e3:7.0f} ms   min {min(xs) * 1e3:7.0f} ms   max {max(xs) * 1e3:7.0f} ms"
 
@@ -203,8 +139,7 @@ def main() -> int:
     a = ap.parse_args()
     if os.geteuid() != 0:
         sys.exit("run as root: the Vizier loads eBPF")
-    for sig in (signal.SIGTERM, signal.SIGHUP):
-        signal.signal(sig, _on_signal)
+    cleanup_on_signals()
 
     tmp = Path(tempfile.mkdtemp(prefix="pxtui-bench-first-row-"))
     srv: subprocess.Popen | None = None
@@ -219,19 +154,23 @@ def main() -> int:
         srv = subprocess.Popen([sys.executable, "-m", "http.server", "-b", "127.0.0.1", "-d", str(tmp / "www"),
                                 str(port)], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                                stderr=subprocess.DEVNULL, start_new_session=True)
-        with vizier(tmp) as (addr, key, client):
+        with running_vizier(tmp / "state") as viz:
+            addr, key, client = viz.addr, viz.api_key, viz.client()
             env = {**os.environ, "PXTUI_VIZIER": addr, "PXTUI_API_KEY": key}
             tmux = Tmux(f"pxtui-bench-{os.getpid()}")
-            for i in range(a.runs + 1):  # run 0 is the warm-up
-                make_traffic(client, port)
-                o = time_once(env)
-                f, r = time_tui(tmux, f"run{i}", addr, key, a.timeout)
-                log(f"run {i}{' (warm-up)' if i == 0 else ''}: --once {o * 1e3:.0f} ms, "
-                    f"first frame {f * 1e3:.0f} ms, first row {r * 1e3:.0f} ms")
-                if i:
-                    once.append(o)
-                    frame.append(f)
-                    row.append(r)
+            try:
+                for i in range(a.runs + 1):  # run 0 is the warm-up
+                    make_traffic(client, port)
+                    o = time_once(env)
+                    f, r = time_tui(tmux, f"run{i}", addr, key, a.timeout)
+                    log(f"run {i}{' (warm-up)' if i == 0 else ''}: --once {o * 1e3:.0f} ms, "
+                        f"first frame {f * 1e3:.0f} ms, first row {r * 1e3:.0f} ms")
+                    if i:
+                        once.append(o)
+                        frame.append(f)
+                        row.append(r)
+            finally:
+                client.close()
     finally:
         if tmux is not None:
             tmux.kill_server()

@@ -31,23 +31,25 @@ def test_round_trip():
     assert (c.issuer, c.audience, c.subject) == ("broker", "pem", "broker")
 
 
-@pytest.mark.parametrize(
-    "forged, why",
-    [
-        (b64({"alg": "none", "typ": "JWT"}) + "." + b64(claims()) + ".", "algorithm 'none'"),
-        (jwt.encode(claims(), KEY * 2, algorithm="HS512"), "algorithm 'HS512'"),
-        (jwt.encode(claims(), OTHER, algorithm="HS256"), "signature"),
-        (jwt.encode(claims(exp=int(time.time()) - 3600), KEY, algorithm="HS256"), "expired"),
-        (jwt.encode(claims(aud="kelvin"), KEY, algorithm="HS256"), "not meant for 'pem'"),
-        (jwt.encode({k: v for k, v in claims().items() if k != "exp"}, KEY, algorithm="HS256"), "exp"),
-        ("not-a-token", "malformed"),
-        ("", "no service token"),
-    ],
-    ids=["none", "hs512", "wrong-key", "expired", "audience", "no-exp", "garbage", "empty"],
-)
-def test_forged_tokens_are_refused(forged, why):
+# Built when each test runs, not at collection: a token made at import would expire during a long run.
+FORGERIES = {
+    "none": (lambda: b64({"alg": "none", "typ": "JWT"}) + "." + b64(claims()) + ".", "algorithm 'none'"),
+    "hs512": (lambda: jwt.encode(claims(), KEY * 2, algorithm="HS512"), "algorithm 'HS512'"),
+    "wrong-key": (lambda: jwt.encode(claims(), OTHER, algorithm="HS256"), "signature"),
+    "expired": (lambda: jwt.encode(claims(exp=int(time.time()) - 3600), KEY, algorithm="HS256"), "expired"),
+    "audience": (lambda: jwt.encode(claims(aud="kelvin"), KEY, algorithm="HS256"), "not meant for 'pem'"),
+    "no-exp": (lambda: jwt.encode({k: v for k, v in claims().items() if k != "exp"}, KEY, algorithm="HS256"),
+               "exp"),
+    "garbage": (lambda: "not-a-token", "malformed"),
+    "empty": (lambda: "", "no service token"),
+}
+
+
+@pytest.mark.parametrize("case", list(FORGERIES))
+def test_forged_tokens_are_refused(case):
+    make, why = FORGERIES[case]
     with pytest.raises(TokenError, match=why) as e:
-        ServiceTokens(KEY, "pem").verify(forged, "pem")
+        ServiceTokens(KEY, "pem").verify(make(), "pem")
     assert KEY.decode() not in str(e.value)
 
 
