@@ -14,9 +14,9 @@ import pyarrow as pa
 
 from cluster.api import vizier_pb2 as pb
 from cluster.api import vizier_pb2_grpc as pb_grpc
+from cluster.auth.api_keys import API_KEY_HEADER
 from cluster.auth.e2e import E2EError, new_client_key, public_bytes, unseal
 from cluster.store.recording import AgentInfo, Manifest, RecordingError, RecordingWriter
-from cluster.vizier.broker import API_KEY_HEADER
 from pxtui.client import _unavailable
 from pxtui.runner import VizierUnavailable
 

@@ -16,6 +16,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 KEY_PREFIX = "pxk_"
+API_KEY_HEADER = "pxtui-api-key"  # the gRPC metadata key a client sends its API key in
 
 
 class AuthError(PermissionError):

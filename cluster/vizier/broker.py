@@ -22,7 +22,7 @@ import pyarrow.compute as pc
 from cluster import pxl
 from cluster.api import vizier_pb2 as pb
 from cluster.api import vizier_pb2_grpc as pb_grpc
-from cluster.auth.api_keys import ApiKeyStore, AuthError
+from cluster.auth.api_keys import API_KEY_HEADER, ApiKeyStore, AuthError
 from cluster.auth.e2e import E2EError, seal
 from cluster.pem.agent import Pem, PemStatus
 from cluster.pxl.vis import FuncToExecute
@@ -31,7 +31,6 @@ from cluster.vizier.vizier_info import EmbeddedVizierInfo
 
 log = logging.getLogger(__name__)
 
-API_KEY_HEADER = "pxtui-api-key"
 DEFAULT_TIMEOUT_S = 10.0
 VIZIER_VERSION = "0.1.0"
 MAX_MESSAGE_BYTES = 4 * 1024 * 1024  # results ship in IPC messages of about this size

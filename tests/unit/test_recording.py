@@ -15,7 +15,7 @@ from click.testing import CliRunner
 
 from cluster.api import vizier_pb2 as pb
 from cluster.api import vizier_pb2_grpc as pb_grpc
-from cluster.auth.api_keys import ApiKeyStore
+from cluster.auth.api_keys import API_KEY_HEADER, ApiKeyStore
 from cluster.auth.e2e import E2EError, new_client_key, public_bytes, unseal
 from cluster.metadata.recorded import RecordedMetadata
 from cluster.pem.agent import PemConfig, PemStatus
@@ -30,7 +30,7 @@ from cluster.store.recording import (
     write_recording,
 )
 from cluster.store.table_store import TableStore
-from cluster.vizier.broker import API_KEY_HEADER, Broker
+from cluster.vizier.broker import Broker
 from pxtui.cli import main
 from pxtui.local_runner import LocalRunner
 from pxtui.recorder import record
