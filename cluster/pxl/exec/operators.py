@@ -6,7 +6,9 @@ scan as soon as it has n rows.  Blocking nodes (agg, join, union) collect their 
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Callable, Iterator, Mapping, Sequence
+from concurrent.futures import Future
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -16,7 +18,10 @@ from cluster.pxl.errors import PxlRuntimeError
 from cluster.pxl.exec import aggregate
 from cluster.pxl.exec.expressions import evaluate, evaluate_array
 from cluster.pxl.exec.fragments import FinalAgg, PartialAgg, Receive
+from cluster.pxl.exec.fused_aggregate import aggregate_fused
 from cluster.pxl.exec.join import join_tables
+from cluster.pxl.exec.parallel_agg import partial_states
+from cluster.pxl.exec.threads import POOL
 from cluster.pxl.exec.udtf import run_udtf
 from cluster.pxl.funcs import EvalContext
 from cluster.pxl.sources import TableSource
@@ -39,10 +44,76 @@ class Runner:
         self.ctx = ctx
         self.received = received or {}
 
-    def batches(self, node: ir.PlanNode) -> Iterator[pa.RecordBatch]:
+    def batches(self, node: ir.PlanNode, parallel: bool = True) -> Iterator[pa.RecordBatch]:
+        """``parallel=False`` for consumers that may stop early (head), where batches computed
+        ahead would be wasted."""
+        chain = _chain(node)
+        if chain is not None:
+            run = self._run_chain_parallel if POOL is not None and parallel else self._run_chain
+            return _guarded(type(node).__name__, run(*chain))
         handler: Callable[[ir.PlanNode], Iterator[pa.RecordBatch]] = getattr(
             self, f"_run_{type(node).__name__.lower()}")
         return _guarded(type(node).__name__, handler(node))
+
+    def _run_chain(self, source: ir.Source, steps: list[ir.Filter | ir.Map]) -> Iterator[pa.RecordBatch]:
+        """Source -> filters/maps, one batch at a time (lazy, for heads)."""
+        schema = arrow_schema(source.relation)
+        plan = _prune_plan(steps)
+        for raw in self.tables.scan(source.table, source.start_ns, source.end_ns):
+            if raw.num_rows:
+                out = self._apply_chain(schema, raw, plan)
+                if out is not None:
+                    yield out
+
+    def _run_chain_parallel(self, source: ir.Source, steps: list[ir.Filter | ir.Map]
+                            ) -> Iterator[pa.RecordBatch]:
+        """Source -> filters/maps with each batch's work in the engine's threads, in source order.
+
+        Why: every step is a few pyarrow kernels per batch, which release the GIL, so two batches run
+        at once.  At most ``_LOOKAHEAD`` batches are in flight, so a head(n) downstream still stops
+        the scan early (closing this generator drops the batches not yet started)."""
+        assert POOL is not None
+        schema = arrow_schema(source.relation)
+        plan = _prune_plan(steps)
+        pending: deque[Future[pa.RecordBatch | None]] = deque()
+        try:
+            for raw in self.tables.scan(source.table, source.start_ns, source.end_ns):
+                if raw.num_rows == 0:
+                    continue
+                pending.append(POOL.submit(self._apply_chain, schema, raw, plan))
+                if len(pending) >= _LOOKAHEAD:
+                    out = pending.popleft().result()
+                    if out is not None:
+                        yield out
+            while pending:
+                out = pending.popleft().result()
+                if out is not None:
+                    yield out
+        finally:
+            for f in pending:
+                f.cancel()
+
+    def _apply_chain(self, schema: pa.Schema, raw: pa.RecordBatch,
+                     plan: list[tuple[ir.Filter | ir.Map, list[str] | None]]) -> pa.RecordBatch | None:
+        """One source batch through every step; None when a filter drops all its rows.  A failure
+        names the step's operator, as when each operator runs on its own."""
+        operator = "Source"
+        try:
+            batch = _source_batch(schema, raw)
+            for step, keep in plan:
+                operator = type(step).__name__
+                if isinstance(step, ir.Filter):
+                    if keep is not None and len(keep) < batch.num_columns:
+                        batch = batch.select(keep)  # copy only the columns the rest of the chain reads
+                    filtered = _filter_batch(step, batch, self.ctx)
+                    if filtered is None:
+                        return None
+                    batch = filtered
+                else:
+                    batch = _map_batch(step, batch, self.ctx)
+            return batch
+        except _ENGINE_ERRORS as e:
+            raise PxlRuntimeError(f"{operator} operator", str(e)) from e
 
     def schema(self, node: ir.PlanNode) -> pa.Schema:
         """What ``node`` emits: its relation's schema, or the shipped schema of fragment nodes."""
@@ -65,38 +136,23 @@ class Runner:
         for batch in self.tables.scan(node.table, node.start_ns, node.end_ns):
             if batch.num_rows == 0:
                 continue
-            cols = []
-            for field in schema:
-                col = batch.column(field.name)
-                if pa.types.is_dictionary(col.type):
-                    col = col.dictionary_decode()
-                if col.type != field.type:
-                    col = col.cast(field.type)
-                cols.append(col)
-            yield pa.RecordBatch.from_arrays(cols, schema=schema)
+            yield _source_batch(schema, batch)
 
     def _run_filter(self, node: ir.Filter) -> Iterator[pa.RecordBatch]:
         for batch in self.batches(node.parent):
-            mask = evaluate(node.predicate, batch, self.ctx)
-            if isinstance(mask, pa.Scalar):
-                if mask.as_py():
-                    yield batch
-                continue
-            out = batch.filter(mask)
-            if out.num_rows:
+            out = _filter_batch(node, batch, self.ctx)
+            if out is not None:
                 yield out
 
     def _run_map(self, node: ir.Map) -> Iterator[pa.RecordBatch]:
-        schema = arrow_schema(node.relation)
         for batch in self.batches(node.parent):
-            cols = [evaluate_array(e, batch, self.ctx) for e in node.exprs]
-            yield pa.RecordBatch.from_arrays(cols, schema=schema)
+            yield _map_batch(node, batch, self.ctx)
 
     def _run_limit(self, node: ir.Limit) -> Iterator[pa.RecordBatch]:
         remaining = node.n
         if remaining <= 0:
             return
-        upstream = self.batches(node.parent)
+        upstream = self.batches(node.parent, parallel=False)
         try:
             for batch in upstream:
                 if batch.num_rows >= remaining:
@@ -111,15 +167,18 @@ class Runner:
 
     def _run_agg(self, node: ir.Agg) -> Iterator[pa.RecordBatch]:
         source = self.table(node.parent)
-        if aggregate.splittable(node.aggs):
-            states = aggregate.partial(source, node.groups, node.aggs)
+        fused = aggregate_fused(source, node.groups, node.aggs, node.relation)
+        if fused is not None:
+            arrays = fused
+        elif aggregate.splittable(node.aggs):
+            states = partial_states(source, node.groups, node.aggs)
             arrays = aggregate.finalize(states, node.groups, node.aggs, node.relation)
         else:
             arrays = aggregate.aggregate_whole(source, node)
         yield from _agg_batches(arrays, node.relation)
 
     def _run_partialagg(self, node: PartialAgg) -> Iterator[pa.RecordBatch]:
-        states = aggregate.partial(self.table(node.parent), node.groups, node.aggs)
+        states = partial_states(self.table(node.parent), node.groups, node.aggs)
         yield from states.to_batches()
 
     def _run_finalagg(self, node: FinalAgg) -> Iterator[pa.RecordBatch]:
@@ -154,6 +213,78 @@ class Runner:
 
 
 
+_LOOKAHEAD = 4  # batches in flight in a parallel chain
+#: failures of pyarrow kernels and UDFs, reported as a PxlRuntimeError naming the operator
+_ENGINE_ERRORS = (pa.ArrowException, ValueError, TypeError, KeyError, OverflowError, ZeroDivisionError)
+
+
+def _chain(node: ir.PlanNode) -> tuple[ir.Source, list[ir.Filter | ir.Map]] | None:
+    """(source, steps in execution order) when ``node`` is filters/maps straight over a Source."""
+    steps: list[ir.Filter | ir.Map] = []
+    while isinstance(node, (ir.Filter, ir.Map)):
+        steps.append(node)
+        node = node.parent
+    if not steps or not isinstance(node, ir.Source):
+        return None
+    return node, steps[::-1]
+
+
+def _refs(expr: ir.Expr, out: set[str]) -> set[str]:
+    if isinstance(expr, ir.ColumnRef):
+        out.add(expr.name)
+    elif isinstance(expr, ir.Call):
+        for a in expr.args:
+            _refs(a, out)
+    return out
+
+
+def _prune_plan(steps: list[ir.Filter | ir.Map]) -> list[tuple[ir.Filter | ir.Map, list[str] | None]]:
+    """Each step with, for a filter, the columns to keep before it (None: all of them).
+
+    Why: a filter copies every column it keeps; when maps after it read only a few columns (a
+    projection, as in ``df[['time_', ...]]``), the wide payload columns are dropped before filtering."""
+    needed: set[str] | None = None  # columns read by the steps after the current one; None = all
+    plan: list[tuple[ir.Filter | ir.Map, list[str] | None]] = []
+    for step in reversed(steps):
+        if isinstance(step, ir.Map):
+            plan.append((step, None))
+            needed = set().union(*(_refs(e, set()) for e in step.exprs))
+        else:
+            if needed is not None:
+                needed = _refs(step.predicate, set(needed))
+                keep = [c.name for c in step.parent.relation if c.name in needed]
+            else:
+                keep = None
+            plan.append((step, keep))
+    return plan[::-1]
+
+
+def _source_batch(schema: pa.Schema, batch: pa.RecordBatch) -> pa.RecordBatch:
+    """A stored batch as the Source relation types it (dictionary columns decoded, types cast)."""
+    cols = []
+    for field in schema:
+        col = batch.column(field.name)
+        if pa.types.is_dictionary(col.type):
+            col = col.dictionary_decode()
+        if col.type != field.type:
+            col = col.cast(field.type)
+        cols.append(col)
+    return pa.RecordBatch.from_arrays(cols, schema=schema)
+
+
+def _filter_batch(node: ir.Filter, batch: pa.RecordBatch, ctx: EvalContext) -> pa.RecordBatch | None:
+    mask = evaluate(node.predicate, batch, ctx)
+    if isinstance(mask, pa.Scalar):
+        return batch if mask.as_py() else None
+    out = batch.filter(mask)
+    return out if out.num_rows else None
+
+
+def _map_batch(node: ir.Map, batch: pa.RecordBatch, ctx: EvalContext) -> pa.RecordBatch:
+    cols = [evaluate_array(e, batch, ctx) for e in node.exprs]
+    return pa.RecordBatch.from_arrays(cols, schema=arrow_schema(node.relation))
+
+
 def _agg_batches(arrays: list[pa.Array], relation: ir.Relation) -> Iterator[pa.RecordBatch]:
     schema = arrow_schema(relation)
     if arrays and len(arrays[0]):
@@ -167,7 +298,7 @@ def _guarded(operator: str, it: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordB
         yield from it
     except PxlRuntimeError:
         raise
-    except (pa.ArrowException, ValueError, TypeError, KeyError, OverflowError, ZeroDivisionError) as e:
+    except _ENGINE_ERRORS as e:
         raise PxlRuntimeError(f"{operator} operator", str(e)) from e
     finally:
         it.close()  # type: ignore[attr-defined]
