@@ -18,6 +18,7 @@ import pyarrow as pa
 
 from cluster import pxl
 from cluster.metadata.recorded import RecordedMetadata
+from cluster.pxl.exec.export import PxlExportError
 from cluster.pxl.sources import AgentStatus
 from cluster.pxl.vis import VisError
 from cluster.store.recording import AgentInfo, Recording, load_recording
@@ -85,11 +86,14 @@ class LocalRunner:
             query = pxl.compile_pxl(source, funcs=funcs, now_ns=self.now_ns, schemas=store.schemas())
         except pxl.PxlCompileError as e:
             raise ScriptError(compile_error_text(e)) from e
+        warnings: list[str] = []
         try:
             outputs = pxl.execute(query, store, self.metadata, vizier=self.vizier)
+        except PxlExportError as e:  # the export failed; the tables computed are still returned
+            outputs, warnings = e.outputs, [str(e)]
         except pxl.PxlRuntimeError as e:
             raise ScriptError(str(e)) from e
-        return ScriptResult(tables=list(outputs), warnings=[], elapsed_s=time.perf_counter() - t0)
+        return ScriptResult(tables=list(outputs), warnings=warnings, elapsed_s=time.perf_counter() - t0)
 
     # ScriptRunner
     def run(self, script: Script, args: dict[str, str]) -> ScriptResult:

@@ -200,10 +200,12 @@ class Union(PlanNode):
 
 @dataclass(frozen=True)
 class Sink:
-    """A result table: its name and the plan that produces it."""
+    """A result table: its name and the plan that produces it.  A px.export sink instead carries
+    ``export`` (a cluster.pxl.funcs.otel_spec.ExportSpec) and yields no table."""
 
     name: str
     node: PlanNode
+    export: object | None = None
 
 
 @dataclass(frozen=True)

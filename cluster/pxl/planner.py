@@ -27,6 +27,7 @@ import pyarrow.compute as pc
 
 from cluster.pxl import ir
 from cluster.pxl.exec.aggregate import partial_schema, splittable
+from cluster.pxl.exec.export import run_sinks
 from cluster.pxl.exec.fragments import FinalAgg, PartialAgg, Receive
 from cluster.pxl.exec.operators import Runner, arrow_schema
 from cluster.pxl.funcs import EvalContext
@@ -152,7 +153,7 @@ def _with_order_column(node: ir.PlanNode) -> ir.PlanNode:
 def plan(query: ir.CompiledQuery) -> DistributedPlan:
     """Cut ``query`` into PEM fragments and a Kelvin query (shared sub-plans are cut once)."""
     splitter = _Splitter()
-    sinks = tuple(ir.Sink(s.name, splitter.kelvin(s.node)) for s in query.sinks)
+    sinks = tuple(ir.Sink(s.name, splitter.kelvin(s.node), s.export) for s in query.sinks)
     return DistributedPlan(tuple(splitter.pem), ir.CompiledQuery(sinks, query.now_ns))
 
 
@@ -220,7 +221,7 @@ def run_kelvin(dplan: DistributedPlan, shipped: Sequence[dict[str, bytes]], meta
                 for stream, _ in dplan.pem}
     ctx = EvalContext(metadata=metadata, now_ns=dplan.kelvin.now_ns, vizier=vizier)
     runner = Runner(_NoTables(), ctx, received)
-    return [(sink.name, runner.table(sink.node)) for sink in dplan.kelvin.sinks]
+    return run_sinks(dplan.kelvin.sinks, runner.table)
 
 
 def execute_distributed(query: ir.CompiledQuery, agents: Sequence[tuple[TableSource, MetadataSource | None]],

@@ -25,6 +25,7 @@ from cluster.api import vizier_pb2_grpc as pb_grpc
 from cluster.auth.api_keys import API_KEY_HEADER, ApiKeyStore, AuthError
 from cluster.auth.e2e import E2EError, seal
 from cluster.pem.agent import Pem, PemStatus
+from cluster.pxl.exec.export import PxlExportError
 from cluster.pxl.vis import FuncToExecute
 from cluster.store.recording import metadata_snapshot
 from cluster.vizier.vizier_info import EmbeddedVizierInfo
@@ -102,8 +103,11 @@ class Broker(pb_grpc.VizierServiceServicer):
             return
         t1 = time.perf_counter_ns()
         future = self._pool.submit(pxl.execute, query, self.pem.store, self.pem.metadata, vizier=self.vizier_info)
+        warnings: list[str] = []
         try:
             outputs = future.result(timeout=timeout)
+        except PxlExportError as e:  # the export failed; the tables computed are still the client's
+            outputs, warnings = e.outputs, [str(e)]
         except concurrent.futures.TimeoutError:
             future.cancel()
             yield _error(qid, pb.QueryError.DEADLINE, f"query exceeded its deadline of {timeout:g} s")
@@ -128,7 +132,7 @@ class Broker(pb_grpc.VizierServiceServicer):
                     ),
                 )
         yield pb.ExecuteScriptResponse(
-            query_id=qid, stats=pb.QueryStats(compile_ns=t1 - t0, exec_ns=t2 - t1, rows_out=rows)
+            query_id=qid, stats=pb.QueryStats(compile_ns=t1 - t0, exec_ns=t2 - t1, rows_out=rows, warnings=warnings)
         )
 
     def GetStatus(

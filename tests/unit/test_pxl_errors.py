@@ -46,9 +46,9 @@ def test_unknown_builtin_is_named_with_position() -> None:
     assert "px.frobnicate" in err.message
 
 
-def test_known_but_unsupported_builtin_says_so() -> None:
-    e = compile_error("import px\ndf = px.DataFrame('small')\ndf.h = px._match_endpoint(df.svc, '/a')\n")
-    assert "px._match_endpoint is not supported" in str(e)
+def test_refused_builtin_says_why() -> None:
+    e = compile_error("import px\ndf = px._HeapGrowthStacks()\n")
+    assert "px._HeapGrowthStacks is not available in pxtui" in str(e) and "tcmalloc" in str(e)
 
 
 @pytest.mark.parametrize(("snippet", "kind"), [

@@ -79,6 +79,9 @@ def _unique_sinks(pending: list[PendingSink], reserved: set[str]) -> list[ir.Sin
     taken = set(reserved)
     out = []
     for s in pending:
+        if s.export is not None:  # makes no table, so takes no table name
+            out.append(ir.Sink(s.name, s.node, s.export))
+            continue
         name = s.name
         if name not in reserved or s.debug:
             if name in taken:

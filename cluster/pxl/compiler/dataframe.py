@@ -20,6 +20,7 @@ from cluster.pxl.compiler.objects import (
     TupleValue,
     error,
 )
+from cluster.pxl.compiler.px_vis_plugin import Refused
 from cluster.pxl.funcs import REGISTRY, AggregateFunc
 from cluster.pxl.types import BOOLEAN, INT64
 
@@ -173,6 +174,8 @@ class DataFrame(PxlObject):
         specs = []
         relation = [c for g in groups for c in self.node.relation if c.name == g]
         for out, spec in kwargs.items():
+            if isinstance(spec, TupleValue) and spec.items and isinstance(spec.items[-1], Refused):
+                raise error(node, spec.items[-1].reason)  # e.g. px.pprof: say why pxtui lacks it
             if not isinstance(spec, TupleValue) or len(spec.items) < 2 or not isinstance(
                     spec.items[-1], AggregateRef):
                 raise error(node, f"agg argument '{out}' must be a tuple ('column', px.<aggregate>), "

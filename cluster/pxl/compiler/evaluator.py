@@ -31,6 +31,7 @@ from cluster.pxl.compiler.objects import (
     literal,
 )
 from cluster.pxl.compiler.px_module import DataFrameType, build_modules
+from cluster.pxl.compiler.px_vis_plugin import VisDecorator
 from cluster.pxl.compiler.type_objects import PYTHON_TYPES, TypeObject
 from cluster.pxl.types import BOOLEAN, FLOAT64, INT64, STRING, TIME64NS
 
@@ -76,6 +77,7 @@ class PendingSink:
     name: str
     node: ir.PlanNode
     debug: bool
+    export: object | None = None  # a px.export sink's ExportSpec
 
 
 class Evaluator:
@@ -103,6 +105,11 @@ class Evaluator:
             self.sinks.append(PendingSink("_" + name, df.node, True))
         elif not self.function_mode:
             self.sinks.append(PendingSink(name, df.node, False))
+
+    def add_export(self, df: DataFrame, spec: object) -> None:
+        """px.export: sends rows instead of making a table, so it runs in script and function mode."""
+        n = sum(1 for s in self.sinks if s.export is not None)
+        self.sinks.append(PendingSink(f"px.export[{n}]", df.node, False, spec))
 
     # ---- statements ------------------------------------------------------------------------
 
@@ -187,8 +194,12 @@ class Evaluator:
             raise error(stmt, "default values not supported in function definitions")
         if a.vararg or a.kwarg or a.kwonlyargs or a.posonlyargs:
             raise error(stmt, f"Function '{stmt.name}': only plain positional parameters are supported")
-        if stmt.decorator_list:
-            raise error(stmt.decorator_list[0], "Decorators are not supported")
+        if len(stmt.decorator_list) > 1:
+            raise error(stmt.decorator_list[1], f"Function '{stmt.name}': at most one decorator is allowed")
+        if stmt.decorator_list:  # only px.vis.vega(...), which pxtui accepts and ignores
+            deco = self.eval(stmt.decorator_list[0], scope)
+            if not isinstance(deco, VisDecorator):
+                raise error(stmt.decorator_list[0], "Decorators are not supported (only @px.vis.vega(...))")
         annotations: dict[str, PxlObject | None] = {}
         for arg in a.args:
             annotations[arg.arg] = None if arg.annotation is None else self.eval(arg.annotation, scope)

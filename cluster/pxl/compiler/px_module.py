@@ -2,7 +2,7 @@
 
 Compile-time functions (now, parse_duration, ...) produce literals; UDF names produce typed calls;
 aggregates are bare references for agg tuples; px.DataFrame, px.display and px.debug build plan
-nodes and sinks.  Names Pixie has but pxtui does not yet implement fail with their own name.
+nodes and sinks; px.export / px.otel live in px_export, px.vis / px.plugin in px_vis_plugin.
 """
 
 from __future__ import annotations
@@ -26,7 +26,9 @@ from cluster.pxl.compiler.objects import (
     error,
     literal,
 )
+from cluster.pxl.compiler.px_export import otel_members
 from cluster.pxl.compiler.px_extras import extra_members
+from cluster.pxl.compiler.px_vis_plugin import vis_plugin_members
 from cluster.pxl.compiler.pxviews_lib import pxviews_module
 from cluster.pxl.compiler.timeparse import NS, TimeParseError, format_duration, parse_duration_ns, parse_time_ns
 from cluster.pxl.compiler.type_objects import PX_TYPES
@@ -36,13 +38,6 @@ from cluster.schemas import semantic_type
 
 if TYPE_CHECKING:
     from cluster.pxl.compiler.evaluator import Evaluator
-
-#: Pixie builtins that exist but are not implemented here (so the error can say so).
-KNOWN_UNSUPPORTED = frozenset({
-    "_match_endpoint", "_build_request_path_clusters", "_predict_request_path_cluster",
-    "_HeapGrowthStacks", "export", "otel", "plugin", "vis", "sample", "pprof",
-})
-
 
 def _bind(name: str, params: list[str], args: Args, kwargs: Kwargs, node: ast.AST,
           required: int) -> dict[str, PxlObject]:
@@ -204,8 +199,7 @@ def _udf(name: str):
 
 
 def _missing_px(name: str) -> str:
-    if name in KNOWN_UNSUPPORTED:
-        return f"px.{name} is not supported by pxtui yet"
+    """Every Pixie px builtin exists here (px_vis_plugin refuses two with a reason), so a miss is a typo."""
     return f"px.{name} is not a PxL builtin ('px' has no attribute '{name}')"
 
 
@@ -227,6 +221,8 @@ def build_px_module() -> Module:
     members["format_duration"] = Builtin("px.format_duration", _format_duration)
     members["script_reference"] = Builtin("px.script_reference", _script_reference)
     members.update(extra_members())
+    members.update(otel_members())
+    members.update(vis_plugin_members())
     for name, ns in (("seconds", NS["s"]), ("minutes", NS["m"]), ("hours", NS["h"]), ("days", NS["d"]),
                      ("milliseconds", NS["ms"]), ("microseconds", 1_000)):
         members[name] = Builtin(f"px.{name}", _unit(name, ns))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pyarrow as pa
 
+from cluster.pxl.exec.export import PxlExportError, run_sinks
 from cluster.pxl.exec.operators import Runner, arrow_schema
 from cluster.pxl.funcs import EvalContext
 from cluster.pxl.ir import CompiledQuery
@@ -14,10 +15,12 @@ def execute(query: CompiledQuery, tables: TableSource, metadata: MetadataSource 
             vizier: VizierInfo | None = None) -> list[tuple[str, pa.Table]]:
     """Each sink's table, in output order; fields carry semantic_type metadata.
 
+    px.export sinks send their rows and yield no table; a failed export raises
+    cluster.pxl.exec.export.PxlExportError, which carries the computed tables.
     ``vizier`` answers the UDTFs that ask about the cluster (px.GetAgentStatus, px.GetSchemas, ...).
     """
     runner = Runner(tables, EvalContext(metadata=metadata, now_ns=query.now_ns, vizier=vizier))
-    return [(sink.name, runner.table(sink.node)) for sink in query.sinks]
+    return run_sinks(query.sinks, runner.table)
 
 
-__all__ = ["arrow_schema", "execute"]
+__all__ = ["PxlExportError", "arrow_schema", "execute"]

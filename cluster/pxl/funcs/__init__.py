@@ -16,6 +16,8 @@ from cluster.pxl.funcs import (
     operators,
     pii,
     regex_funcs,
+    request_paths,
+    sample_uda,
     script_reference,
     sql_normalize,
     strings,
@@ -37,7 +39,7 @@ def build_registry() -> Registry:
     reg = Registry()
     for module in (operators, strings, json_funcs, math_funcs, conditional, upid, metadata_funcs,
                    script_reference, aggregates, regex_funcs, text_funcs, enum_names, sql_normalize,
-                   pii, net_funcs, host_funcs, conversions, metadata_status):
+                   pii, net_funcs, host_funcs, conversions, metadata_status, request_paths, sample_uda):
         module.register(reg)
     return reg
 
