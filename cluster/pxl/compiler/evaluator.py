@@ -128,7 +128,7 @@ class Evaluator:
     def exec_stmt(self, stmt: ast.stmt, scope: Scope, in_function: bool) -> _Returned | None:
         self.current_stmt = stmt  # where to point if Python's own limits stop the walk
         if isinstance(stmt, ast.Expr):
-            self.eval(stmt.value, scope)
+            self.eval_expr(stmt.value, scope)
         elif isinstance(stmt, ast.Assign):
             self.exec_assign(stmt, scope)
         elif isinstance(stmt, ast.FunctionDef):
@@ -136,7 +136,7 @@ class Evaluator:
         elif isinstance(stmt, ast.Return):
             if not in_function:
                 raise error(stmt, "'return' outside function")
-            return _Returned(NONE if stmt.value is None else self.eval(stmt.value, scope))
+            return _Returned(NONE if stmt.value is None else self.eval_expr(stmt.value, scope))
         elif isinstance(stmt, ast.Import):
             for alias in stmt.names:
                 scope.set(alias.asname or alias.name, self._module(alias.name, stmt))
@@ -163,7 +163,7 @@ class Evaluator:
             raise error(stmt, "Assignment to multiple targets is not supported")
         target = stmt.targets[0]
         if isinstance(target, ast.Name):
-            scope.set(target.id, self.eval(stmt.value, scope))
+            scope.set(target.id, self.eval_expr(stmt.value, scope))
             return
         if isinstance(target, ast.Attribute | ast.Subscript):
             if not isinstance(target.value, ast.Name):
@@ -177,11 +177,11 @@ class Evaluator:
                 column = target.attr
                 _check_attr_name(column, target)
             else:
-                key = self.eval(target.slice, scope)
+                key = self.eval_expr(target.slice, scope)
                 if not (isinstance(key, ExprValue) and key.is_literal and isinstance(key.value, str)):
                     raise error(target, f"Column name must be a string, got {key.describe()}")
                 column = key.value
-            value = self.eval(stmt.value, scope)
+            value = self.eval_expr(stmt.value, scope)
             # Copy-on-assign: the name is re-bound in this scope to a new frame.
             scope.set(target.value.id, frame.assign_column(column, value, stmt))
             return
@@ -197,12 +197,12 @@ class Evaluator:
         if len(stmt.decorator_list) > 1:
             raise error(stmt.decorator_list[1], f"Function '{stmt.name}': at most one decorator is allowed")
         if stmt.decorator_list:  # only px.vis.vega(...), which pxtui accepts and ignores
-            deco = self.eval(stmt.decorator_list[0], scope)
+            deco = self.eval_expr(stmt.decorator_list[0], scope)
             if not isinstance(deco, VisDecorator):
                 raise error(stmt.decorator_list[0], "Decorators are not supported (only @px.vis.vega(...))")
         annotations: dict[str, PxlObject | None] = {}
         for arg in a.args:
-            annotations[arg.arg] = None if arg.annotation is None else self.eval(arg.annotation, scope)
+            annotations[arg.arg] = None if arg.annotation is None else self.eval_expr(arg.annotation, scope)
         scope.set(stmt.name, UserFunction(stmt, scope, annotations))
 
     # ---- user functions ----------------------------------------------------------------------
@@ -243,43 +243,43 @@ class Evaluator:
             raise error(node, f"name '{node.id}' is not defined")
         return value
 
-    def eval(self, node: ast.expr, scope: Scope) -> PxlObject:
+    def eval_expr(self, node: ast.expr, scope: Scope) -> PxlObject:
         if isinstance(node, ast.Constant):
             return _constant(node)
         if isinstance(node, ast.Name):
             return self.lookup(node, scope)
         if isinstance(node, ast.Attribute):
             _check_attr_name(node.attr, node)
-            return self.eval(node.value, scope).get_attr(self, node.attr, node)
+            return self.eval_expr(node.value, scope).get_attr(self, node.attr, node)
         if isinstance(node, ast.Subscript):
             if isinstance(node.slice, ast.Slice):
                 raise error(node.slice, "Can't parse expression of type Slice")
-            obj = self.eval(node.value, scope)
-            return obj.subscript(self, self.eval(node.slice, scope), node)
+            obj = self.eval_expr(node.value, scope)
+            return obj.subscript(self, self.eval_expr(node.slice, scope), node)
         if isinstance(node, ast.Call):
             return self.eval_call(node, scope)
         if isinstance(node, ast.List):
-            return ListValue([self.eval(e, scope) for e in node.elts])
+            return ListValue([self.eval_expr(e, scope) for e in node.elts])
         if isinstance(node, ast.Tuple):
-            return TupleValue([self.eval(e, scope) for e in node.elts])
+            return TupleValue([self.eval_expr(e, scope) for e in node.elts])
         if isinstance(node, ast.Dict):
             if any(k is None for k in node.keys):
                 raise error(node, "'**' in dict literals is not supported")
-            return DictValue([self.eval(k, scope) for k in node.keys if k is not None],
-                             [self.eval(v, scope) for v in node.values])
+            return DictValue([self.eval_expr(k, scope) for k in node.keys if k is not None],
+                             [self.eval_expr(v, scope) for v in node.values])
         if isinstance(node, ast.BinOp):
             func = BINARY_OPS.get(type(node.op))
             if func is None:
                 raise error(node, f"Operator '{OP_SYMBOLS.get(type(node.op), '?')}' "
                                   f"({type(node.op).__name__}) is not supported")
-            return build_call(func, [self.eval(node.left, scope), self.eval(node.right, scope)], node)
+            return build_call(func, [self.eval_expr(node.left, scope), self.eval_expr(node.right, scope)], node)
         if isinstance(node, ast.UnaryOp):
             return self.eval_unary(node, scope)
         if isinstance(node, ast.BoolOp):
             func = "logicalAnd" if isinstance(node.op, ast.And) else "logicalOr"
-            result = self.eval(node.values[0], scope)
+            result = self.eval_expr(node.values[0], scope)
             for v in node.values[1:]:
-                result = build_call(func, [result, self.eval(v, scope)], node)
+                result = build_call(func, [result, self.eval_expr(v, scope)], node)
             return result
         if isinstance(node, ast.Compare):
             if len(node.ops) != 1:
@@ -289,12 +289,12 @@ class Evaluator:
             if func is None:
                 raise error(node, f"Operator '{OP_SYMBOLS.get(type(op), '?')}' ({type(op).__name__}) "
                                   f"is not supported")
-            return build_call(func, [self.eval(node.left, scope), self.eval(node.comparators[0], scope)],
+            return build_call(func, [self.eval_expr(node.left, scope), self.eval_expr(node.comparators[0], scope)],
                               node)
         raise error(node, f"Can't parse expression of type {type(node).__name__}")
 
     def eval_unary(self, node: ast.UnaryOp, scope: Scope) -> PxlObject:
-        operand = self.eval(node.operand, scope)
+        operand = self.eval_expr(node.operand, scope)
         if isinstance(node.op, ast.UAdd):
             if not isinstance(operand, ExprValue) or operand.expr.dtype not in (INT64, FLOAT64):
                 raise error(node, f"unary '+' needs a number, got {operand.describe()}")
@@ -303,17 +303,17 @@ class Evaluator:
         return build_call(func, [operand], node)
 
     def eval_call(self, node: ast.Call, scope: Scope) -> PxlObject:
-        func = self.eval(node.func, scope)
+        func = self.eval_expr(node.func, scope)
         args: Args = []
         for a in node.args:
             if isinstance(a, ast.Starred):
                 raise error(a, "Can't parse expression of type Starred")
-            args.append(self.eval(a, scope))
+            args.append(self.eval_expr(a, scope))
         kwargs: Kwargs = {}
         for kw in node.keywords:
             if kw.arg is None:
                 raise error(kw.value, "'**' arguments are not supported")
-            kwargs[kw.arg] = self.eval(kw.value, scope)
+            kwargs[kw.arg] = self.eval_expr(kw.value, scope)
         return func.call(self, args, kwargs, node)
 
 
