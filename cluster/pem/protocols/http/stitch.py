@@ -19,7 +19,8 @@ from typing import Any
 
 from cluster.pem.data_stream import DataStream
 from cluster.pem.protocols.http.frames import DEFAULT_BODY_CAP, HttpMessage, HttpParser, MessageKind
-from cluster.schemas import CONTENT_JSON, CONTENT_UNKNOWN, ROLE_CLIENT, ROLE_SERVER
+from cluster.pem.protocols.stitching import GuardedStitcher
+from cluster.schemas import CONTENT_JSON, CONTENT_UNKNOWN
 
 DEFAULT_MAX_PENDING = 128
 
@@ -44,75 +45,30 @@ def _text(body: bytes) -> str:
     return body.decode("utf-8", "replace")
 
 
-class HttpStitcher:
+class HttpStitcher(GuardedStitcher):
     """Turns a connection's two streams into http_events rows (dicts with the table's columns)."""
 
-    __slots__ = (
-        "body_cap",
-        "dropped_requests",
-        "internal_errors",
-        "max_pending",
-        "parse_errors",
-        "records",
-        "unmatched_responses",
-    )
+    __slots__ = ("body_cap",)
+    internal_error_is_parse_error = False  # HTTP parse errors count garbage runs, not bugs
 
     def __init__(self, body_cap: int = DEFAULT_BODY_CAP, max_pending: int = DEFAULT_MAX_PENDING) -> None:
+        super().__init__(max_pending)
         self.body_cap = body_cap
-        self.max_pending = max_pending
-        self.records = 0
-        self.parse_errors = 0
-        self.unmatched_responses = 0
-        self.dropped_requests = 0
-        self.internal_errors = 0  # bugs caught by the last-resort guard; tests assert it stays 0
 
-    def process(self, role: int, egress: DataStream, ingress: DataStream) -> list[dict[str, Any]]:
-        """Parse what is complete on both streams and return the newly matched records."""
-        streams = self._streams(role, egress, ingress)
-        if streams is None:
-            return []
-        try:
-            return self._process(*streams)
-        except Exception:  # never let one connection's bytes take the agent down
-            self.internal_errors += 1
-            self._reset(*streams)
-            return []
-
-    def on_close(self, role: int, egress: DataStream, ingress: DataStream) -> list[dict[str, Any]]:
-        """The connection closed: finish close-delimited responses, then forget the connection.
-
-        Requests still pending are counted as dropped; half-received messages as parse errors.
-        """
-        streams = self._streams(role, egress, ingress)
-        if streams is None:
-            return []
-        req_stream, resp_stream = streams
-        out = self.process(role, egress, ingress)
-        try:
-            req_parser = HttpParser.for_stream(req_stream, MessageKind.REQUEST, self.body_cap)
-            resp_parser = HttpParser.for_stream(resp_stream, MessageKind.RESPONSE, self.body_cap)
-            pending: deque[HttpMessage] = req_stream.frames
-            req_parser.flush_on_close(req_stream)
-            last = resp_parser.flush_on_close(resp_stream)
-            if last is not None:
-                self._match(last, pending, out)
-            self.parse_errors += req_parser.take_errors() + resp_parser.take_errors()
-            self.dropped_requests += len(pending)
-        except Exception:
-            self.internal_errors += 1
-        self._reset(req_stream, resp_stream)
-        return out
+    def _close(self, req_stream: DataStream, resp_stream: DataStream, out: list[dict[str, Any]]) -> None:
+        """Finish close-delimited responses; requests still pending are counted as dropped and
+        half-received messages as parse errors."""
+        req_parser = HttpParser.for_stream(req_stream, MessageKind.REQUEST, self.body_cap)
+        resp_parser = HttpParser.for_stream(resp_stream, MessageKind.RESPONSE, self.body_cap)
+        pending: deque[HttpMessage] = req_stream.frames
+        req_parser.flush_on_close(req_stream)
+        last = resp_parser.flush_on_close(resp_stream)
+        if last is not None:
+            self._match(last, pending, out)
+        self.parse_errors += req_parser.take_errors() + resp_parser.take_errors()
+        self.dropped_requests += len(pending)
 
     # -- internals ----------------------------------------------------------------------------
-
-    @staticmethod
-    def _streams(role: int, egress: DataStream, ingress: DataStream) -> tuple[DataStream, DataStream] | None:
-        """(request stream, response stream) for a role; None when the role is not known yet."""
-        if role == ROLE_CLIENT:
-            return egress, ingress
-        if role == ROLE_SERVER:
-            return ingress, egress
-        return None
 
     def _process(self, req_stream: DataStream, resp_stream: DataStream) -> list[dict[str, Any]]:
         req_parser = HttpParser.for_stream(req_stream, MessageKind.REQUEST, self.body_cap)
@@ -167,9 +123,3 @@ class HttpStitcher:
             "latency": max(0, resp.ts_ns - req.ts_ns),
         }
 
-    @staticmethod
-    def _reset(req_stream: DataStream, resp_stream: DataStream) -> None:
-        for stream in (req_stream, resp_stream):
-            stream.consume(len(stream))
-            stream.state = None
-            stream.frames.clear()

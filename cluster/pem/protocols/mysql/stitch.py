@@ -30,7 +30,7 @@ from typing import Any
 from cluster.pem.data_stream import DataStream
 from cluster.pem.protocols.mysql import frames as m
 from cluster.pem.protocols.mysql.frames import Packet, PacketParser
-from cluster.schemas import ROLE_CLIENT, ROLE_SERVER
+from cluster.pem.protocols.stitching import GuardedStitcher, reset_streams
 
 STATUS_UNKNOWN, STATUS_NONE, STATUS_OK, STATUS_ERR = 0, 1, 2, 3
 DEFAULT_TEXT_CAP = 4096
@@ -58,7 +58,7 @@ class _Prepared:
     types: list[int] | None = None
 
 
-class MysqlStitcher:
+class MysqlStitcher(GuardedStitcher):
     """One connection's stitcher: handshake capabilities and prepared statements live here."""
 
     __slots__ = (
@@ -68,49 +68,18 @@ class MysqlStitcher:
         "_seen_command",
         "_server_caps",
         "deprecate_eof",
-        "dropped_requests",
-        "internal_errors",
-        "max_pending",
-        "parse_errors",
-        "records",
         "text_cap",
-        "unmatched_responses",
     )  # fmt: skip
 
     def __init__(self, text_cap: int = DEFAULT_TEXT_CAP, max_pending: int = DEFAULT_MAX_PENDING) -> None:
+        super().__init__(max_pending)
         self.text_cap = text_cap
-        self.max_pending = max_pending
-        self.records = 0
-        self.parse_errors = 0
-        self.unmatched_responses = 0
-        self.dropped_requests = 0
-        self.internal_errors = 0
         self.deprecate_eof: bool | None = None  # None until both sides' capabilities were seen
         self._server_caps: int | None = None
         self._client_caps: int | None = None
         self._prepared: dict[int, _Prepared] = {}
         self._seen_command = False
         self._first_cmd_ts = 0
-
-    def process(self, role: int, egress: DataStream, ingress: DataStream) -> list[dict[str, Any]]:
-        streams = _streams(role, egress, ingress)
-        if streams is None:
-            return []
-        try:
-            return self._process(*streams)
-        except Exception:  # never let one connection's bytes take the agent down
-            self.internal_errors += 1
-            self.parse_errors += 1
-            _reset(*streams)
-            return []
-
-    def on_close(self, role: int, egress: DataStream, ingress: DataStream) -> list[dict[str, Any]]:
-        out = self.process(role, egress, ingress)
-        streams = _streams(role, egress, ingress)
-        if streams is not None:
-            self.dropped_requests += len(streams[0].frames)
-            _reset(*streams)
-        return out
 
     # -- internals ------------------------------------------------------------------------------
 
@@ -123,7 +92,7 @@ class MysqlStitcher:
         while (pkt := req_parser.next_packet(req_stream)) is not None:
             if self._on_request(pkt, pending, out):
                 req_parser.tunnel = resp_parser.tunnel = True
-                _reset(req_stream, resp_stream)
+                reset_streams(req_stream, resp_stream)
                 req_stream.state, resp_stream.state = req_parser, resp_parser
                 return out
         while (pkt := resp_parser.next_packet(resp_stream)) is not None:
@@ -341,16 +310,3 @@ def _text(b: bytes, cap: int) -> str:
     return b[:cap].decode("utf-8", "replace")
 
 
-def _streams(role: int, egress: DataStream, ingress: DataStream) -> tuple[DataStream, DataStream] | None:
-    if role == ROLE_CLIENT:
-        return egress, ingress
-    if role == ROLE_SERVER:
-        return ingress, egress
-    return None
-
-
-def _reset(*streams: DataStream) -> None:
-    for stream in streams:
-        stream.consume(len(stream))
-        stream.state = None
-        stream.frames.clear()

@@ -27,7 +27,7 @@ from typing import Any
 from cluster.pem.data_stream import DataStream
 from cluster.pem.protocols.pgsql import frames as f
 from cluster.pem.protocols.pgsql.frames import PgMessage, PgParser
-from cluster.schemas import ROLE_CLIENT, ROLE_SERVER
+from cluster.pem.protocols.stitching import GuardedStitcher
 
 DEFAULT_TEXT_CAP = 4096
 DEFAULT_MAX_PENDING = 1024
@@ -52,7 +52,7 @@ class _Req:
     error: bool = False
 
 
-class PgsqlStitcher:
+class PgsqlStitcher(GuardedStitcher):
     """One connection's stitcher: prepared statements and bound portals live here."""
 
     __slots__ = (
@@ -61,48 +61,20 @@ class PgsqlStitcher:
         "_portal_columns",
         "_skip_to_sync",
         "_statements",
-        "dropped_requests",
-        "internal_errors",
-        "max_pending",
-        "parse_errors",
-        "records",
         "text_cap",
-        "unmatched_responses",
     )  # fmt: skip
 
     def __init__(self, text_cap: int = DEFAULT_TEXT_CAP, max_pending: int = DEFAULT_MAX_PENDING) -> None:
+        super().__init__(max_pending)
         self.text_cap = text_cap
-        self.max_pending = max_pending
-        self.records = 0
-        self.parse_errors = 0
-        self.unmatched_responses = 0
-        self.dropped_requests = 0
-        self.internal_errors = 0
         self._statements: dict[str, str] = {}  # prepared statement name -> query ("" = unnamed)
         self._param_types: dict[str, list[int]] = {}  # prepared statement name -> parameter type OIDs
         self._bound: dict[str, tuple[str, list[str]]] = {}  # portal -> (query, parameter values)
         self._portal_columns: dict[str, list[str]] = {}  # portal -> column names from Describe
         self._skip_to_sync = False
 
-    def process(self, role: int, egress: DataStream, ingress: DataStream) -> list[dict[str, Any]]:
-        streams = _streams(role, egress, ingress)
-        if streams is None:
-            return []
-        try:
-            return self._process(*streams)
-        except Exception:  # never let one connection's bytes take the agent down
-            self.internal_errors += 1
-            self.parse_errors += 1
-            _reset(*streams)
-            return []
-
-    def on_close(self, role: int, egress: DataStream, ingress: DataStream) -> list[dict[str, Any]]:
-        out = self.process(role, egress, ingress)
-        streams = _streams(role, egress, ingress)
-        if streams is not None:
-            self.dropped_requests += sum(1 for r in streams[0].frames if r.tag not in _SILENT)
-            _reset(*streams)
-        return out
+    def _close(self, requests: DataStream, responses: DataStream, out: list[dict[str, Any]]) -> None:
+        self.dropped_requests += sum(1 for r in requests.frames if r.tag not in _SILENT)
 
     # -- internals ------------------------------------------------------------------------------
 
@@ -298,16 +270,3 @@ class PgsqlStitcher:
         }
 
 
-def _streams(role: int, egress: DataStream, ingress: DataStream) -> tuple[DataStream, DataStream] | None:
-    if role == ROLE_CLIENT:
-        return egress, ingress
-    if role == ROLE_SERVER:
-        return ingress, egress
-    return None
-
-
-def _reset(*streams: DataStream) -> None:
-    for stream in streams:
-        stream.consume(len(stream))
-        stream.state = None
-        stream.frames.clear()

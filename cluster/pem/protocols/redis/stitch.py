@@ -18,60 +18,32 @@ from typing import Any
 
 from cluster.pem.data_stream import DataStream
 from cluster.pem.protocols.redis.frames import PUBLISHED, SUBSCRIBE_REPLIES, RedisMessage, RespParser
-from cluster.schemas import ROLE_CLIENT, ROLE_SERVER
+from cluster.pem.protocols.stitching import GuardedStitcher
 
 DEFAULT_MAX_PENDING = 1024
 PUSH_PUB = "PUSH PUB"
 _SUBSCRIBE_CMDS = frozenset(s.upper() for s in SUBSCRIBE_REPLIES)
 
 
-class RedisStitcher:
+class RedisStitcher(GuardedStitcher):
     """One connection's stitcher; its requests wait in the request stream's ``frames``."""
 
     __slots__ = (
         "_absorb",
         "_subscribed",
-        "dropped_requests",
-        "internal_errors",
-        "max_pending",
-        "parse_errors",
-        "records",
-        "unmatched_responses",
     )
 
     def __init__(self, max_pending: int = DEFAULT_MAX_PENDING) -> None:
-        self.max_pending = max_pending
-        self.records = 0
-        self.parse_errors = 0
-        self.unmatched_responses = 0
-        self.dropped_requests = 0
-        self.internal_errors = 0
+        super().__init__(max_pending)
         self._absorb = 0  # subscription confirmations still owed to an answered request
         # Set once a subscription is confirmed: only then is a RESP2 "message" array a publication
         # (an LRANGE reply may hold the same three strings).
         self._subscribed = False
 
-    def process(self, role: int, egress: DataStream, ingress: DataStream) -> list[dict[str, Any]]:
-        streams = _streams(role, egress, ingress)
-        if streams is None:
-            return []
-        try:
-            return self._process(*streams)
-        except Exception:  # never let one connection's bytes take the agent down
-            self.internal_errors += 1
-            self.parse_errors += 1
-            _reset(*streams)
-            return []
-
-    def on_close(self, role: int, egress: DataStream, ingress: DataStream) -> list[dict[str, Any]]:
-        out = self.process(role, egress, ingress)
-        streams = _streams(role, egress, ingress)
-        if streams is not None:
-            self.dropped_requests += len(streams[0].frames)
-            if len(streams[0]) or len(streams[1]):
-                self.parse_errors += 1  # a truncated message
-            _reset(*streams)
-        return out
+    def _close(self, requests: DataStream, responses: DataStream, out: list[dict[str, Any]]) -> None:
+        self.dropped_requests += len(requests.frames)
+        if len(requests) or len(responses):
+            self.parse_errors += 1  # a truncated message
 
     def _process(self, req_stream: DataStream, resp_stream: DataStream) -> list[dict[str, Any]]:
         req_parser = RespParser.for_stream(req_stream, True)
@@ -117,16 +89,3 @@ def _record(ts: int, cmd: str, args: str, resp: str, latency: int) -> dict[str, 
     return {"time_": ts, "req_cmd": cmd, "req_args": args, "resp": resp, "latency": max(0, latency)}
 
 
-def _streams(role: int, egress: DataStream, ingress: DataStream) -> tuple[DataStream, DataStream] | None:
-    if role == ROLE_CLIENT:
-        return egress, ingress
-    if role == ROLE_SERVER:
-        return ingress, egress
-    return None
-
-
-def _reset(*streams: DataStream) -> None:
-    for stream in streams:
-        stream.consume(len(stream))
-        stream.state = None
-        stream.frames.clear()
