@@ -39,3 +39,8 @@ class PxlRuntimeError(Exception):
         self.operator = operator
         self.message = message
         super().__init__(f"{operator}: {message}")
+
+
+class PxlDeadlineError(PxlRuntimeError):
+    """The query ran past its deadline: it stops at the next batch boundary of any operator, so a
+    slow query frees its worker instead of running on after the client was told it failed."""

@@ -25,6 +25,7 @@ from cluster.api import vizier_pb2_grpc as pb_grpc
 from cluster.auth.api_keys import API_KEY_HEADER, ApiKeyStore, AuthError
 from cluster.auth.e2e import E2EError, seal
 from cluster.pem.agent import Pem, PemStatus
+from cluster.pxl.errors import PxlDeadlineError
 from cluster.pxl.exec.export import PxlExportError
 from cluster.pxl.vis import FuncToExecute
 from cluster.store.recording import metadata_snapshot
@@ -102,13 +103,16 @@ class Broker(pb_grpc.VizierServiceServicer):
             yield _error(qid, pb.QueryError.COMPILE, str(e), e.errors)
             return
         t1 = time.perf_counter_ns()
-        future = self._pool.submit(pxl.execute, query, self.pem.store, self.pem.metadata, vizier=self.vizier_info)
+        future = self._pool.submit(pxl.execute, query, self.pem.store, self.pem.metadata,
+                                   vizier=self.vizier_info, deadline=time.monotonic() + timeout)
         warnings: list[str] = []
         try:
             outputs = future.result(timeout=timeout)
         except PxlExportError as e:  # the export failed; the tables computed are still the client's
             outputs, warnings = e.outputs, [str(e)]
-        except concurrent.futures.TimeoutError:
+        except (concurrent.futures.TimeoutError, PxlDeadlineError):
+            # The engine stops the query itself at its next batch (PxlDeadlineError); the wait's own
+            # timeout is the backstop for a single batch that takes longer than the whole budget.
             future.cancel()
             yield _error(qid, pb.QueryError.DEADLINE, f"query exceeded its deadline of {timeout:g} s")
             return

@@ -12,14 +12,16 @@ from cluster.pxl.sources import MetadataSource, TableSource, VizierInfo
 
 
 def execute(query: CompiledQuery, tables: TableSource, metadata: MetadataSource | None, *,
-            vizier: VizierInfo | None = None) -> list[tuple[str, pa.Table]]:
+            vizier: VizierInfo | None = None, deadline: float | None = None) -> list[tuple[str, pa.Table]]:
     """Each sink's table, in output order; fields carry semantic_type metadata.
 
     px.export sinks send their rows and yield no table; a failed export raises
     cluster.pxl.exec.export.PxlExportError, which carries the computed tables.
     ``vizier`` answers the UDTFs that ask about the cluster (px.GetAgentStatus, px.GetSchemas, ...).
+    ``deadline`` (a time.monotonic() value) stops the query with PxlDeadlineError at the next batch.
     """
-    runner = Runner(tables, EvalContext(metadata=metadata, now_ns=query.now_ns, vizier=vizier))
+    ctx = EvalContext(metadata=metadata, now_ns=query.now_ns, vizier=vizier, deadline=deadline)
+    runner = Runner(tables, ctx)
     return run_sinks(query.sinks, runner.table)
 
 

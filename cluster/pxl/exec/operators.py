@@ -6,6 +6,7 @@ scan as soon as it has n rows.  Blocking nodes (agg, join, union) collect their 
 
 from __future__ import annotations
 
+import time
 from collections import deque
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import Future
@@ -14,7 +15,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from cluster.pxl import ir
-from cluster.pxl.errors import PxlRuntimeError
+from cluster.pxl.errors import PxlDeadlineError, PxlRuntimeError
 from cluster.pxl.exec import aggregate
 from cluster.pxl.exec.expressions import evaluate, evaluate_array
 from cluster.pxl.exec.fragments import FinalAgg, PartialAgg, Receive
@@ -50,10 +51,10 @@ class Runner:
         chain = _chain(node)
         if chain is not None:
             run = self._run_chain_parallel if POOL is not None and parallel else self._run_chain
-            return _guarded(type(node).__name__, run(*chain))
+            return _guarded(type(node).__name__, run(*chain), self.ctx.deadline)
         handler: Callable[[ir.PlanNode], Iterator[pa.RecordBatch]] = getattr(
             self, f"_run_{type(node).__name__.lower()}")
-        return _guarded(type(node).__name__, handler(node))
+        return _guarded(type(node).__name__, handler(node), self.ctx.deadline)
 
     def _run_chain(self, source: ir.Source, steps: list[ir.Filter | ir.Map]) -> Iterator[pa.RecordBatch]:
         """Source -> filters/maps, one batch at a time (lazy, for heads)."""
@@ -292,10 +293,14 @@ def _agg_batches(arrays: list[pa.Array], relation: ir.Relation) -> Iterator[pa.R
         yield pa.RecordBatch.from_arrays(cols, schema=schema)
 
 
-def _guarded(operator: str, it: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
-    """Re-raise engine failures as PxlRuntimeError naming the operator."""
+def _guarded(operator: str, it: Iterator[pa.RecordBatch], deadline: float | None = None
+             ) -> Iterator[pa.RecordBatch]:
+    """Re-raise engine failures as PxlRuntimeError naming the operator, and stop at the deadline."""
     try:
-        yield from it
+        for batch in it:
+            if deadline is not None and time.monotonic() > deadline:
+                raise PxlDeadlineError(f"{operator} operator", "the query ran past its deadline")
+            yield batch
     except PxlRuntimeError:
         raise
     except _ENGINE_ERRORS as e:

@@ -50,6 +50,7 @@ class EvalContext:
     metadata: Any = None  # a cluster.pxl.sources.MetadataSource
     now_ns: int = 0
     vizier: Any = None  # a cluster.pxl.sources.VizierInfo, for the UDTFs that ask the cluster
+    deadline: float | None = None  # time.monotonic() after which operators stop the query
 
 
 #: impl(ctx, args, signature, n_rows) -> result (array of n_rows, or a scalar when all args are scalars)
