@@ -98,10 +98,7 @@ class LocalRunner:
     # ScriptRunner
     def run(self, script: Script, args: dict[str, str]) -> ScriptResult:
         try:
-            vis = script.vis
-            funcs = None if vis.empty else vis.funcs_to_execute(args)
-            if vis.empty and args:
-                raise VisError(f"{script.id} has no vis.json, so it takes no arguments (got {', '.join(args)})")
+            funcs = script.funcs_to_execute(args)
         except VisError as e:
             raise ScriptError(str(e)) from e
         return self.execute(script.pxl, funcs, script.id)

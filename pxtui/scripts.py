@@ -11,7 +11,7 @@ from pathlib import Path
 
 import yaml
 
-from cluster.pxl.vis import Vis, parse_vis
+from cluster.pxl.vis import FuncToExecute, Vis, VisError, parse_vis
 
 BUNDLE_DIR = Path(__file__).resolve().parent.parent / "pxl_scripts"
 
@@ -32,6 +32,15 @@ class Script:
     @cached_property
     def vis(self) -> Vis:
         return parse_vis(self.vis_text)
+
+    def funcs_to_execute(self, args: dict[str, str]) -> list[FuncToExecute] | None:
+        """The calls to make for these arguments: None means script mode (no vis.json), which takes
+        no arguments. Raises VisError for unknown, missing or invalid arguments."""
+        if self.vis.empty:
+            if args:
+                raise VisError(f"{self.id} has no vis.json, so it takes no arguments (got {', '.join(args)})")
+            return None
+        return self.vis.funcs_to_execute(args)
 
     def with_source(self, pxl: str) -> Script:
         """The same script with edited PxL (the TUI's editor), keeping its vis."""

@@ -64,4 +64,8 @@ def test_bundled_scripts_load_with_vis_and_manifest(tmp_path):
         find("../etc")
     f = tmp_path / "x.pxl"
     f.write_text("import px\n")
-    assert load_path(f).vis.empty
+    plain = load_path(f)
+    assert plain.vis.empty and plain.funcs_to_execute({}) is None
+    with pytest.raises(VisError, match="takes no arguments"):
+        plain.funcs_to_execute({"a": "1"})
+    assert [c.name for c in s.funcs_to_execute({})] == ["http_data"]
