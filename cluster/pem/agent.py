@@ -15,10 +15,15 @@ import time
 import uuid
 from dataclasses import dataclass
 
+import pyarrow as pa
+
+from cluster import schemas
 from cluster.metadata.local import LocalMetadata
 from cluster.pem.conn_tracker import ConnTracker
 from cluster.pem.process_info import ProcessCache
+from cluster.pem.sources import registry
 from cluster.pem.sources.bcc_loader import kernel_headers_source
+from cluster.pem.sources.connector import ConnectorContext, SourceConnector
 from cluster.store.table_store import TableStats, TableStore
 
 log = logging.getLogger(__name__)
@@ -32,6 +37,8 @@ class PemConfig:
     table_max_bytes: int = 256 * 1024 * 1024
     flush_interval_s: float = 0.1
     conn_stats_period_s: float = 10.0
+    #: source connectors beside the socket tracer (cluster.pem.sources.registry); None = all
+    connectors: tuple[str, ...] | None = None
 
 
 @dataclass(frozen=True)
@@ -75,6 +82,8 @@ class Pem:
             conn_stats_period_s=self.config.conn_stats_period_s,
         )
         self.tracer = None
+        self.connectors: list[SourceConnector] = []
+        self.connector_errors: dict[str, str] = {}
         self.error = ""
         self._stop = threading.Event()
         self._house: threading.Thread | None = None
@@ -91,20 +100,76 @@ class Pem:
             self.error = str(e)
             self.tracer = None
             raise
+        self._start_connectors()
         self._house = threading.Thread(target=self._housekeeping, name="pem-housekeeping", daemon=True)
         self._house.start()
 
+    def _start_connectors(self) -> None:
+        """Start every other connector; one that cannot start is reported, never fatal: the socket
+        tracer and the other connectors keep collecting."""
+        ctx = ConnectorContext(self.store, self.processes, self.config.asid, os.getpid())
+        self.store.create("stirling_error", schemas.STIRLING_ERROR)
+        for conn in registry.build(self.config.connectors, self.config):
+            try:
+                conn.start(ctx)
+            except Exception as e:
+                log.warning("source connector %s cannot start: %s", conn.name, e)
+                self.connector_errors[conn.name] = str(e)
+                self._report(conn.name, 2, str(e), "start")
+                continue
+            self._report(conn.name, 0, "", "start")
+            self.connectors.append(conn)
+
+    def _report(self, connector: str, code: int, error: str, where: str) -> None:
+        self.store.append(
+            "stirling_error",
+            pa.table(
+                {
+                    "time_": pa.array([time.time_ns()], schemas.STIRLING_ERROR.field("time_").type),
+                    "upid": pa.array(
+                        [self.processes.lookup(os.getpid()).upid], schemas.STIRLING_ERROR.field("upid").type
+                    ),
+                    "source_connector": [connector],
+                    "status": pa.array([code], pa.int64()),
+                    "error": [error],
+                    "context": [where],
+                },
+                schema=schemas.STIRLING_ERROR,
+            ),
+        )
+
     def _housekeeping(self) -> None:
+        due = {c.name: 0.0 for c in self.connectors}
+        failing: set[str] = set()
         while not self._stop.wait(self.config.flush_interval_s):
             try:
                 self.tracker.tick()
             except Exception:  # a bug in one flush must not stop collection
                 log.exception("PEM housekeeping failed")
+            now = time.monotonic()
+            for conn in self.connectors:
+                if now < due[conn.name]:
+                    continue
+                due[conn.name] = now + conn.period_s
+                try:
+                    conn.tick(time.time_ns())
+                    failing.discard(conn.name)
+                except Exception as e:  # report once per failure streak, keep ticking the others
+                    if conn.name not in failing:
+                        log.exception("source connector %s failed", conn.name)
+                        self._report(conn.name, 2, f"{type(e).__name__}: {e}", "tick")
+                    failing.add(conn.name)
 
     def stop(self) -> None:
         self._stop.set()
         if self._house is not None:
             self._house.join(timeout=5)
+        for conn in self.connectors:
+            try:
+                conn.stop()
+            except Exception:
+                log.exception("source connector %s failed to stop", conn.name)
+        self.connectors = []
         if self.tracer is not None:
             self.tracer.stop()
             self.tracer = None
@@ -116,17 +181,27 @@ class Pem:
         if isinstance(seen, dict):
             seen = sum(seen.values())
         headers = tstats.get("header_source") or kernel_headers_source()
+        probes = list(tstats.get("probes", []))
+        lost = int(tstats.get("events_lost", 0))
+        errors = [self.error] if self.error else []
+        errors += [f"{n}: {e}" for n, e in self.connector_errors.items()]
+        for conn in self.connectors:
+            cs = conn.status()
+            probes += [f"{cs.name}:{p}" for p in cs.probes]
+            lost += cs.events_lost
+            if cs.error:
+                errors.append(f"{cs.name}: {cs.error}")
         return PemStatus(
             agent_id=self.agent_id,
             asid=self.config.asid,
             hostname=self.hostname,
             state="AGENT_STATE_HEALTHY" if self.tracer is not None else "AGENT_STATE_UNHEALTHY",
-            probes=list(tstats.get("probes", [])),
+            probes=probes,
             kernel_headers=describe_headers(headers),
             events_seen=int(seen),
-            events_lost=int(tstats.get("events_lost", 0)),
+            events_lost=lost,
             parse_errors=self.tracker.stats.parse_errors,
             conns_active=self.tracker.active_connections(),
             tables=self.store.stats(),
-            error=self.error,
+            error="; ".join(errors),
         )
