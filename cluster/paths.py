@@ -43,3 +43,9 @@ def log_file() -> Path:
 
 def addr_file() -> Path:
     return state_dir() / "vizier.addr"
+
+
+def signing_key_file() -> Path:
+    """The deployment's HS256 key for service JWTs (a mounted Secret in Kubernetes)."""
+    env = os.environ.get("PXTUI_SIGNING_KEY_FILE")
+    return Path(env) if env else state_dir() / "service_jwt.key"
