@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Start the loopback database servers the protocol integration tests drive, if they are down:
-# PostgreSQL 127.0.0.1:5432, MariaDB 127.0.0.1:3306, Redis 127.0.0.1:6379. Idempotent; needs root.
+# PostgreSQL 127.0.0.1:5432, MariaDB 127.0.0.1:3306, Redis 127.0.0.1:6379, RabbitMQ 127.0.0.1:5672,
+# Mosquitto 127.0.0.1:1883, NATS 127.0.0.1:4222. Idempotent; needs root.
 set -u
 
 up() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
@@ -29,5 +30,22 @@ if ! up 3306; then
   mkdir -p /run/mysqld && chown mysql:mysql /run/mysqld 2>/dev/null
   start-stop-daemon --start --oknodo --background --exec /usr/sbin/mariadbd || rc=1
   wait_up 3306 MariaDB || rc=1
+fi
+if ! up 5672; then
+  echo "ensure_services: starting RabbitMQ" >&2
+  rabbitmq-server -detached || rc=1
+  for _ in $(seq 1 150); do up 5672 && break; sleep 0.2; done  # the Erlang VM takes a while
+  wait_up 5672 RabbitMQ || rc=1
+fi
+if ! up 1883; then
+  echo "ensure_services: starting Mosquitto" >&2
+  mosquitto -d -c /etc/mosquitto/mosquitto.conf || rc=1
+  wait_up 1883 Mosquitto || rc=1
+fi
+if ! up 4222; then
+  echo "ensure_services: starting NATS" >&2
+  start-stop-daemon --start --oknodo --background --exec /usr/sbin/nats-server -- \
+    -a 127.0.0.1 -p 4222 -js -sd /var/lib/nats-server -l /var/log/nats-server.log || rc=1
+  wait_up 4222 NATS || rc=1
 fi
 exit $rc

@@ -102,8 +102,15 @@ def running_vizier(state_dir: Path, extra_args: Sequence[str] = (), timeout: flo
                 raise VizierStartError(f"the Vizier exited ({proc.returncode}) during start-up:\n"
                                        + v.log_path.read_text(errors="replace")[-3000:])
             try:
-                client.get_status()
-                break
+                if any(a.state == "AGENT_STATE_HEALTHY" for a in client.get_status().agents):
+                    break  # the broker answers before its PEM has loaded the probes
+                if time.monotonic() > deadline:
+                    raise VizierStartError(f"no healthy agent within {timeout:g} s:\n"
+                                           + v.log_path.read_text(errors="replace")[-3000:])
+                time.sleep(0.1)
+                continue
+            except VizierStartError:
+                raise
             except Exception:
                 if time.monotonic() > deadline:
                     raise VizierStartError(f"the Vizier did not answer within {timeout:g} s:\n"

@@ -44,3 +44,36 @@ class PxlRuntimeError(Exception):
 class PxlDeadlineError(PxlRuntimeError):
     """The query ran past its deadline: it stops at the next batch boundary of any operator, so a
     slow query frees its worker instead of running on after the client was told it failed."""
+
+
+class PxlResourceError(PxlRuntimeError):
+    """The query needed more memory than its budget on one executor (a PEM or Kelvin)."""
+
+
+class MemoryBudget:
+    """Bytes a query may materialise on one executor.
+
+    Why materialised bytes: every table an operator builds whole (aggregate inputs, join sides,
+    unions, sink outputs, the batches Kelvin receives) passes through one place, so the sum of their
+    sizes bounds what the query holds at once from above; streaming batches that are dropped at once
+    are not counted. Exceeding it stops the query, never the process, and says where.
+    """
+
+    def __init__(self, limit_bytes: int, executor: str) -> None:
+        self.limit_bytes = limit_bytes
+        self.executor = executor
+        self.used_bytes = 0
+
+    def charge(self, nbytes: int, operator: str) -> None:
+        self.used_bytes += nbytes
+        if self.used_bytes > self.limit_bytes:
+            raise PxlResourceError(
+                f"{operator} operator",
+                f"the query needs more than its memory budget of {_mib(self.limit_bytes)} on {self.executor} "
+                f"({_mib(self.used_bytes)} materialised so far); narrow the time window, filter earlier, "
+                "or raise the budget",
+            )
+
+
+def _mib(n: int) -> str:
+    return f"{n / 1048576:.1f} MiB"

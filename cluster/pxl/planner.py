@@ -19,13 +19,14 @@ Rules (see ``_Splitter``):
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 
 import pyarrow as pa
 import pyarrow.compute as pc
 
 from cluster.pxl import ir
+from cluster.pxl.errors import MemoryBudget
 from cluster.pxl.exec.aggregate import partial_schema, splittable
 from cluster.pxl.exec.export import run_sinks
 from cluster.pxl.exec.fragments import FinalAgg, PartialAgg, Receive
@@ -207,11 +208,19 @@ class _NoTables:
         raise KeyError(f"Kelvin holds no tables; {table!r} should have been read on the PEMs")
 
 
+def pem_tables(dplan: DistributedPlan, tables: TableSource, metadata: MetadataSource | None, *,
+               deadline: float | None = None, budget: MemoryBudget | None = None) -> Iterator[tuple[str, pa.Table]]:
+    """One agent's share, stream by stream, as tables (an agent ships each as it is done)."""
+    runner = Runner(tables, EvalContext(metadata=metadata, now_ns=dplan.kelvin.now_ns, deadline=deadline,
+                                        budget=budget))
+    for stream, node in dplan.pem:
+        yield stream, runner.table(node)
+
+
 def run_pem_fragments(dplan: DistributedPlan, tables: TableSource,
                       metadata: MetadataSource | None) -> dict[str, bytes]:
     """One agent's share: each fragment's output as Arrow IPC bytes, keyed by stream."""
-    runner = Runner(tables, EvalContext(metadata=metadata, now_ns=dplan.kelvin.now_ns))
-    return {stream: to_ipc(runner.table(node)) for stream, node in dplan.pem}
+    return {stream: to_ipc(table) for stream, table in pem_tables(dplan, tables, metadata)}
 
 
 def run_kelvin(dplan: DistributedPlan, shipped: Sequence[dict[str, bytes]], metadata: MetadataSource | None,
@@ -219,8 +228,21 @@ def run_kelvin(dplan: DistributedPlan, shipped: Sequence[dict[str, bytes]], meta
     """The Kelvin fragment over what the agents shipped (one dict of stream -> IPC bytes per agent)."""
     received = {stream: [from_ipc(agent[stream]) for agent in shipped if stream in agent]
                 for stream, _ in dplan.pem}
-    ctx = EvalContext(metadata=metadata, now_ns=dplan.kelvin.now_ns, vizier=vizier)
-    runner = Runner(_NoTables(), ctx, received)
+    return run_kelvin_tables(dplan, received, metadata, vizier)
+
+
+def run_kelvin_tables(dplan: DistributedPlan, received: Mapping[str, Sequence[pa.Table]],
+                      metadata: MetadataSource | None, vizier: VizierInfo | None = None, *,
+                      deadline: float | None = None, budget: MemoryBudget | None = None
+                      ) -> list[tuple[str, pa.Table]]:
+    """The Kelvin fragment over the tables received per stream (any number of parts per agent)."""
+    if budget is not None:
+        for tables in received.values():
+            for t in tables:
+                budget.charge(t.get_total_buffer_size(), "Receive")
+    ctx = EvalContext(metadata=metadata, now_ns=dplan.kelvin.now_ns, vizier=vizier, deadline=deadline,
+                      budget=budget)
+    runner = Runner(_NoTables(), ctx, {s: list(received.get(s, ())) for s, _ in dplan.pem})
     return run_sinks(dplan.kelvin.sinks, runner.table)
 
 

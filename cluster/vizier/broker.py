@@ -13,76 +13,58 @@ import logging
 import time
 import uuid
 from collections.abc import Iterator
-from typing import Protocol
 
 import grpc
 import pyarrow as pa
-import pyarrow.compute as pc
 
 from cluster import pxl
 from cluster.api import vizier_pb2 as pb
 from cluster.api import vizier_pb2_grpc as pb_grpc
-from cluster.auth.api_keys import API_KEY_HEADER, ApiKeyStore, AuthError
-from cluster.auth.e2e import E2EError, seal
-from cluster.pem.agent import Pem, PemStatus
-from cluster.pxl.errors import PxlDeadlineError
+from cluster.auth.api_keys import API_KEY_HEADER, ApiKeyStore, AuthError, StoredKey
+from cluster.auth.e2e import E2EError, open_request_or_abort, seal
+from cluster.auth.redaction import redact_outputs
+from cluster.pem.agent_server import DEFAULT_MEMORY_BUDGET, VIZIER_VERSION
+from cluster.pxl.errors import PxlDeadlineError, PxlResourceError
 from cluster.pxl.exec.export import PxlExportError
 from cluster.pxl.vis import FuncToExecute
-from cluster.store.recording import metadata_snapshot
-from cluster.vizier.vizier_info import EmbeddedVizierInfo
+from cluster.schemas import TABLES
+from cluster.vizier.agents import AgentRegistry
+from cluster.vizier.dispatch import Dispatcher, QueryFailed
+from cluster.vizier.ipc import ipc_chunks
+from cluster.vizier.vizier_info import ClusterVizierInfo
 
 log = logging.getLogger(__name__)
 
 DEFAULT_TIMEOUT_S = 10.0
-VIZIER_VERSION = "0.1.0"
-MAX_MESSAGE_BYTES = 4 * 1024 * 1024  # results ship in IPC messages of about this size
-
-
-class Collector(Protocol):
-    """What the broker needs of the data side: the embedded PEM now, agents over gRPC later."""
-
-    def status(self) -> PemStatus: ...
-
-
-def ipc_chunks(table: pa.Table, target_bytes: int = MAX_MESSAGE_BYTES) -> Iterator[tuple[bytes, int]]:
-    """Self-contained IPC streams (schema + batches) of about target_bytes each."""
-    if table.num_rows == 0:
-        yield _ipc(table.schema, []), 0
-        return
-    per_row = max(1, table.nbytes // max(table.num_rows, 1))
-    rows = max(1, target_bytes // per_row)
-    for start in range(0, table.num_rows, rows):
-        part = table.slice(start, rows)
-        yield _ipc(table.schema, part.to_batches()), part.num_rows
-
-
-def _ipc(schema: pa.Schema, batches: list[pa.RecordBatch]) -> bytes:
-    sink = pa.BufferOutputStream()
-    with pa.ipc.new_stream(sink, schema) as w:
-        for b in batches:
-            w.write_batch(b)
-    return sink.getvalue().to_pybytes()
 
 
 class Broker(pb_grpc.VizierServiceServicer):
-    def __init__(self, pem: Pem, keys: ApiKeyStore, default_timeout_s: float = DEFAULT_TIMEOUT_S):
-        self.pem = pem
+    def __init__(self, registry: AgentRegistry, dispatcher: Dispatcher, keys: ApiKeyStore, *,
+                 default_timeout_s: float = DEFAULT_TIMEOUT_S, memory_budget: int = DEFAULT_MEMORY_BUDGET,
+                 max_concurrent: int = 8):
+        self.registry = registry
+        self.dispatcher = dispatcher
         self.keys = keys
         self.default_timeout_s = default_timeout_s
-        self.vizier_info = EmbeddedVizierInfo(pem)
-        self._pool = concurrent.futures.ThreadPoolExecutor(max_workers=4, thread_name_prefix="query")
+        self.memory_budget = memory_budget
+        self.vizier_info = ClusterVizierInfo(registry)
+        # Each query runs in its own worker with its own deadline and budget: isolated from the others.
+        self._pool = concurrent.futures.ThreadPoolExecutor(max_workers=max_concurrent, thread_name_prefix="query")
 
-    def _authenticate(self, context: grpc.ServicerContext) -> None:
+    def _authenticate(self, context: grpc.ServicerContext) -> StoredKey:
+        """The caller's key record (its data access mode decides what the results may show)."""
         md = dict(context.invocation_metadata())
         try:
-            self.keys.verify(md.get(API_KEY_HEADER))
+            return self.keys.verify(md.get(API_KEY_HEADER))
         except AuthError as e:
             context.abort(grpc.StatusCode.UNAUTHENTICATED, str(e))
+        raise AssertionError("unreachable: context.abort raises")
 
     def ExecuteScript(
         self, request: pb.ExecuteScriptRequest, context: grpc.ServicerContext
     ) -> Iterator[pb.ExecuteScriptResponse]:
-        self._authenticate(context)
+        api_key = self._authenticate(context)
+        request = open_request_or_abort(request, context)  # a request sealed for the Vizier's key, opened
         qid = str(uuid.uuid4())
         client_key = bytes(request.client_public_key)
         try:
@@ -97,19 +79,26 @@ class Broker(pb_grpc.VizierServiceServicer):
         t0 = time.perf_counter_ns()
         try:
             query = pxl.compile_pxl(
-                request.query_str, funcs=funcs or None, now_ns=time.time_ns(), schemas=self.pem.store.schemas()
+                request.query_str, funcs=funcs or None, now_ns=time.time_ns(), schemas=self._schemas()
             )
         except pxl.PxlCompileError as e:
             yield _error(qid, pb.QueryError.COMPILE, str(e), e.errors)
             return
         t1 = time.perf_counter_ns()
-        future = self._pool.submit(pxl.execute, query, self.pem.store, self.pem.metadata,
-                                   vizier=self.vizier_info, deadline=time.monotonic() + timeout)
+        future = self._pool.submit(self.dispatcher.run, query, request.query_str, funcs,
+                                   deadline=time.monotonic() + timeout, memory_budget=self.memory_budget,
+                                   vizier=self.vizier_info)
         warnings: list[str] = []
         try:
-            outputs = future.result(timeout=timeout)
+            outputs, warnings = future.result(timeout=timeout)
         except PxlExportError as e:  # the export failed; the tables computed are still the client's
             outputs, warnings = e.outputs, [str(e)]
+        except QueryFailed as e:
+            yield _error(qid, e.kind, e.message, e.errors)
+            return
+        except PxlResourceError as e:
+            yield _error(qid, pb.QueryError.RESOURCE, str(e))
+            return
         except (concurrent.futures.TimeoutError, PxlDeadlineError):
             # The engine stops the query itself at its next batch (PxlDeadlineError); the wait's own
             # timeout is the backstop for a single batch that takes longer than the whole budget.
@@ -125,6 +114,7 @@ class Broker(pb_grpc.VizierServiceServicer):
             return
         t2 = time.perf_counter_ns()
         rows = 0
+        outputs = redact_outputs(outputs, api_key.mode)  # the key's data access mode, before sealing
         for name, table in outputs:
             chunks = list(ipc_chunks(table))
             for i, (payload, n) in enumerate(chunks):
@@ -139,83 +129,46 @@ class Broker(pb_grpc.VizierServiceServicer):
             query_id=qid, stats=pb.QueryStats(compile_ns=t1 - t0, exec_ns=t2 - t1, rows_out=rows, warnings=warnings)
         )
 
-    def GetStatus(
-        self, request: pb.StatusRequest, context: grpc.ServicerContext
-    ) -> pb.StatusResponse:
+    def _schemas(self) -> dict[str, pa.Schema]:
+        """The tables the agents hold; with no agent yet, every known table, so a script still compiles
+        and the query then says plainly that no agent is there to answer it."""
+        return self.registry.schemas() or {name: spec.schema for name, spec in TABLES.items()}
+
+    def GetStatus(self, request: pb.StatusRequest, context: grpc.ServicerContext) -> pb.StatusResponse:
         self._authenticate(context)
-        st = self.pem.status()
-        agent = pb.AgentStatus(
-            agent_id=st.agent_id,
-            asid=st.asid,
-            hostname=st.hostname,
-            state=st.state,
-            last_heartbeat_ns=time.time_ns(),
-            probes=st.probes,
-            kernel_headers=st.kernel_headers,
-            events_seen=st.events_seen,
-            events_lost=st.events_lost,
-            parse_errors=st.parse_errors,
-            error=st.error,
-            conns_active=st.conns_active,
-            tables=[
-                pb.TableStatus(
-                    name=t.name,
-                    rows=t.rows,
-                    bytes=t.bytes,
-                    max_bytes=t.max_bytes,
-                    min_time_ns=t.min_time_ns or 0,
-                    max_time_ns=t.max_time_ns or 0,
-                    rows_evicted=t.rows_evicted,
-                )
-                for t in st.tables
-            ],
-        )
-        return pb.StatusResponse(agents=[agent], vizier_version=VIZIER_VERSION)
+        agents = []
+        now = self.registry.clock()
+        for agent, state in self.registry.snapshot():
+            st = pb.AgentStatus()
+            st.CopyFrom(agent.status)
+            st.agent_id, st.asid, st.hostname, st.state = agent.agent_id, agent.asid, agent.hostname, state
+            st.last_heartbeat_ns = time.time_ns() - int((now - agent.last_heartbeat) * 1e9)
+            agents.append(st)
+        return pb.StatusResponse(agents=agents, vizier_version=VIZIER_VERSION)
 
     def RecordTables(
         self, request: pb.RecordTablesRequest, context: grpc.ServicerContext
     ) -> Iterator[pb.RecordTablesResponse]:
-        """Every row of every table (or of the tables asked for) up to now, with the tables' schemas
-        and a metadata snapshot of every process the rows mention, for replay without the agent.
-
-        The snapshot instant is taken first and rows are read up to it, so the recording's end time
-        is exact and a replay that uses it as `now` selects the same rows a live query would have.
-        """
+        """Every agent's rows and metadata snapshot, relayed as the agents seal them for the client."""
         self._authenticate(context)
-        client_key = bytes(request.client_public_key)
         try:
-            seal(client_key, b"")
+            seal(bytes(request.client_public_key), b"")
         except E2EError as e:
             context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(e))
-        store = self.pem.store
-        names = list(request.tables) or store.names()
-        unknown = [n for n in names if n not in store.names()]
+        agents = self.registry.healthy()
+        if not agents:
+            context.abort(grpc.StatusCode.UNAVAILABLE, "no healthy agent is registered with the broker")
+        known = set(self.registry.schemas())
+        unknown = [n for n in request.tables if n not in known]
         if unknown:
-            context.abort(grpc.StatusCode.NOT_FOUND, f"no table {', '.join(map(repr, unknown))} on agent "
-                          f"{self.pem.agent_id}; tables: {', '.join(store.names()) or 'none'}")
-        end_ns = time.time_ns()
-        agent = self.pem.agent_id
-        yield pb.RecordTablesResponse(info=pb.RecordingInfo(
-            agent_id=agent, asid=self.pem.config.asid, hostname=self.pem.hostname,
-            vizier_version=VIZIER_VERSION, end_time_ns=end_ns, state=self.pem.status().state))
-        upids: list[pa.Array] = []
-        for name in names:
-            schema = store.get(name).schema
-            table = pa.Table.from_batches(list(store.scan(name, None, end_ns)), schema=schema)
-            if "upid" in schema.names and table.num_rows:
-                upids.append(pc.unique(table.column("upid").combine_chunks()))
-            yield from _recorded_parts(agent, name, table, client_key, metadata=False)
-        snapshot = metadata_snapshot(self.pem.metadata, upids)
-        yield from _recorded_parts(agent, "", snapshot, client_key, metadata=True)
-
-
-def _recorded_parts(agent: str, name: str, table: pa.Table, key: bytes,
-                    metadata: bool) -> Iterator[pb.RecordTablesResponse]:
-    chunks = list(ipc_chunks(table))
-    for i, (payload, n) in enumerate(chunks):
-        yield pb.RecordTablesResponse(part=pb.RecordedPart(
-            agent_id=agent, table_name=name, sealed_ipc=seal(key, payload), num_rows=n,
-            eos=i == len(chunks) - 1, metadata=metadata))
+            context.abort(grpc.StatusCode.NOT_FOUND, f"no table {', '.join(map(repr, unknown))} on any agent; "
+                          f"tables: {', '.join(sorted(known)) or 'none'}")
+        for agent in agents:
+            try:
+                yield from agent.stub.RecordTables(request, timeout=300, metadata=self.dispatcher.tokens.metadata())
+            except grpc.RpcError as e:
+                context.abort(grpc.StatusCode.UNAVAILABLE, f"agent {agent.hostname} ({agent.agent_id}) at "
+                              f"{agent.address} failed while recording: {e.details()}")
 
 
 def _error(qid: str, kind: int, message: str, errors: list | None = None) -> pb.ExecuteScriptResponse:

@@ -21,13 +21,15 @@ def run_json(vizier: Vizier, script: str) -> dict:
     return json.loads(out.stdout)
 
 
-def test_agent_status_reports_the_embedded_pem(vizier: Vizier):
+def test_agent_status_reports_the_embedded_pem_and_the_kelvin(vizier: Vizier):
     doc = run_json(vizier, "px/agent_status")
     [rows] = [t["rows"] for t in doc["tables"].values()]
-    assert len(rows) == 1
-    agent = rows[0]
+    assert len(rows) == 2  # the PEM, registered over gRPC, then the Kelvin (the broker's process)
+    agent, kelvin = rows
     assert agent["agent_state"] == "AGENT_STATE_HEALTHY" and agent["asid"] == 1
-    assert agent["kernel_headers_installed"] is True
+    assert agent["kernel_headers_installed"] is True and agent["ip_address"] == "127.0.0.1"
+    assert 0 <= agent["last_heartbeat_ns"] < 5e9
+    assert kelvin["agent_state"] == "AGENT_STATE_HEALTHY" and kelvin["kernel_headers_installed"] is False
 
 
 def test_schemas_lists_the_collected_tables(vizier: Vizier):

@@ -125,7 +125,13 @@ class Runner:
         return arrow_schema(node.relation)
 
     def table(self, node: ir.PlanNode) -> pa.Table:
-        return pa.Table.from_batches(list(self.batches(node)), schema=self.schema(node))
+        if self.ctx.budget is None:
+            return pa.Table.from_batches(list(self.batches(node)), schema=self.schema(node))
+        batches = []
+        for batch in self.batches(node):  # charged as it grows, so an oversized input stops early
+            self.ctx.budget.charge(batch.get_total_buffer_size(), type(node).__name__)
+            batches.append(batch)
+        return pa.Table.from_batches(batches, schema=self.schema(node))
 
     # ---- streaming ---------------------------------------------------------------------------
 

@@ -51,6 +51,7 @@ class EvalContext:
     now_ns: int = 0
     vizier: Any = None  # a cluster.pxl.sources.VizierInfo, for the UDTFs that ask the cluster
     deadline: float | None = None  # time.monotonic() after which operators stop the query
+    budget: Any = None  # a cluster.pxl.errors.MemoryBudget charged for every table materialised
 
 
 #: impl(ctx, args, signature, n_rows) -> result (array of n_rows, or a scalar when all args are scalars)

@@ -1,0 +1,84 @@
+"""An in-process cluster for tests: a real broker gRPC server and real agents registering with it.
+
+Everything crosses real gRPC channels with real service tokens; only the processes are shared, so
+tests of planning, dispatch and merging run in a second. Tests of processes dying use real agent
+processes instead (tests/integration/test_multi_agent.py).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import secrets
+import threading
+from collections.abc import Iterator, Sequence
+from concurrent import futures
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import grpc
+
+from cluster.api import agent_pb2_grpc as apb_grpc
+from cluster.api import vizier_pb2_grpc as pb_grpc
+from cluster.auth.api_keys import ApiKeyStore
+from cluster.auth.service_auth import PEM_AUDIENCE, ServiceAuthInterceptor, TokenSource
+from cluster.auth.service_tokens import ServiceTokens
+from cluster.pem.agent_main import RunningAgent, start_agent
+from cluster.pem.agent_server import AgentBackend
+from cluster.vizier.agents import GRPC_OPTIONS, AgentRegistry
+from cluster.vizier.broker import Broker
+from cluster.vizier.dispatch import Dispatcher
+
+
+@dataclass
+class Cluster:
+    addr: str
+    api_key: str
+    signing_key: bytes
+    registry: AgentRegistry
+    broker: Broker
+    agents: list[RunningAgent] = field(default_factory=list)
+
+    def client(self):  # type: ignore[no-untyped-def]
+        from pxtui.client import VizierClient
+
+        return VizierClient(self.addr, self.api_key)
+
+    def add_agent(self, backend: AgentBackend, asid: int = 0) -> RunningAgent:
+        agent = start_agent(self.addr, listen="127.0.0.1:0", advertise=None, signing_key=self.signing_key,
+                            backend=backend, asid=asid, register_timeout=10)
+        self.agents.append(agent)
+        n = len(self.agents)
+        self.registry.wait_for(lambda s: sum(st == "AGENT_STATE_HEALTHY" for _, st in s) >= n, timeout=10)
+        return agent
+
+
+@contextlib.contextmanager
+def running_cluster(tmp: Path, backends: Sequence[AgentBackend] = (), *, heartbeat_s: float = 0.2,
+                    timeout_s: float = 10.0, memory_budget: int = 512 << 20) -> Iterator[Cluster]:
+    keys = ApiKeyStore(tmp / "api_keys.json")
+    _, api_key = keys.create("tests")
+    signing_key = secrets.token_bytes(32)
+    tokens = ServiceTokens(signing_key, issuer="pxtui-broker")
+    registry = AgentRegistry(heartbeat_interval_s=heartbeat_s)
+    dispatcher = Dispatcher(registry, TokenSource(tokens, PEM_AUDIENCE))
+    broker = Broker(registry, dispatcher, keys, default_timeout_s=timeout_s, memory_budget=memory_budget)
+    server = grpc.server(futures.ThreadPoolExecutor(max_workers=16), interceptors=[ServiceAuthInterceptor(tokens)],
+                         options=GRPC_OPTIONS)
+    pb_grpc.add_VizierServiceServicer_to_server(broker, server)
+    apb_grpc.add_AgentRegistryServicer_to_server(registry, server)
+    port = server.add_insecure_port("127.0.0.1:0")
+    server.start()
+    cluster = Cluster(f"127.0.0.1:{port}", api_key, signing_key, registry, broker)
+    try:
+        for b in backends:
+            cluster.add_agent(b)
+        yield cluster
+    finally:
+        stoppers = [threading.Thread(target=a.stop) for a in cluster.agents]
+        for t in stoppers:
+            t.start()
+        for t in stoppers:
+            t.join()
+        server.stop(grace=None)
+        dispatcher.close()
+        registry.close()
