@@ -10,7 +10,9 @@ if [[ $EUID -ne 0 ]]; then
   log "must run as root: eBPF needs it (try: sudo $0)"; exit 2
 fi
 
-APT_PKGS=(python3-bpfcc libbpfcc tmux curl nginx-light wrk)
+APT_PKGS=(python3-bpfcc libbpfcc tmux curl nginx-light wrk
+          dnsmasq-base dnsutils  # a DNS server (no system service) and dig for the DNS tests
+          nftables)  # packet drops in a network namespace for the tcp_stats tests
 missing=()
 for p in "${APT_PKGS[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
 

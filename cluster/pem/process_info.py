@@ -14,6 +14,8 @@ import threading
 from collections import OrderedDict
 from dataclasses import dataclass
 
+from cluster.pem.cgroups import read_cgroup
+
 _UPID = struct.Struct(">QQ")
 
 
@@ -46,6 +48,8 @@ class ProcessInfo:
     comm: str
     cmdline: str
     cgroup: str  # the unified (v2) path, or the name=systemd / first v1 path on hybrid hosts
+    container_id: str = ""  # 64-hex id from the runtime's cgroup path (cluster.pem.cgroups)
+    pod_uid: str = ""  # Kubernetes pod UID from the kubelet's cgroup path
 
 
 def _read_text(path: str) -> str:
@@ -54,20 +58,6 @@ def _read_text(path: str) -> str:
             return f.read().decode(errors="replace")
     except OSError:
         return ""
-
-
-def _cgroup_path(pid: int, proc: str) -> str:
-    best = ""
-    for line in _read_text(f"{proc}/{pid}/cgroup").splitlines():
-        parts = line.split(":", 2)
-        if len(parts) != 3:
-            continue
-        hid, controllers, path = parts
-        if hid == "0" and controllers == "":
-            return path  # cgroup v2 (or the unified part of a hybrid layout)
-        if "name=systemd" in controllers or not best:
-            best = path
-    return best
 
 
 class ProcessCache:
@@ -102,13 +92,16 @@ class ProcessCache:
         base = f"{self.proc}/{pid}"
         comm = _read_text(f"{base}/comm").strip()
         cmdline = _read_text(f"{base}/cmdline").replace("\x00", " ").strip()
+        cg = read_cgroup(pid, self.proc)
         info = ProcessInfo(
             pid=pid,
             start_ticks=ticks or 0,
             upid=make_upid(self.asid, pid, ticks or 0),
             comm=comm,
             cmdline=cmdline,
-            cgroup=_cgroup_path(pid, self.proc),
+            cgroup=cg.path,
+            container_id=cg.container_id,
+            pod_uid=cg.pod_uid,
         )
         with self._lock:
             self._by_pid[pid] = info
