@@ -20,6 +20,7 @@ import pyarrow as pa
 from cluster import schemas
 from cluster.metadata.local import LocalMetadata
 from cluster.pem.conn_tracker import ConnTracker
+from cluster.pem.node_filter import NodeFilter, netns_inode
 from cluster.pem.process_info import ProcessCache
 from cluster.pem.sources import registry
 from cluster.pem.sources.bcc_loader import kernel_headers_source
@@ -39,6 +40,10 @@ class PemConfig:
     conn_stats_period_s: float = 10.0
     #: source connectors beside the socket tracer (cluster.pem.sources.registry); None = all
     connectors: tuple[str, ...] | None = None
+    #: this PEM's share of the host's processes when several PEMs simulate nodes (node_filter.py):
+    #: (index, count) by pid, and/or only the processes of the PEM's own network namespace
+    node_share: tuple[int, int] | None = None
+    netns_only: bool = False
 
 
 @dataclass(frozen=True)
@@ -81,6 +86,8 @@ class Pem:
             body_cap=self.config.body_cap,
             conn_stats_period_s=self.config.conn_stats_period_s,
         )
+        self.node_filter = NodeFilter(self.config.node_share,
+                                      netns_inode() if self.config.netns_only else None)
         self.tracer = None
         self.connectors: list[SourceConnector] = []
         self.connector_errors: dict[str, str] = {}
@@ -93,7 +100,8 @@ class Pem:
         Raises BpfUnavailable with the reason when the kernel side cannot load."""
         from cluster.pem.sources.socket_tracer import SocketTracer
 
-        self.tracer = SocketTracer(self.tracker.handle, max_msg_bytes=self.config.max_msg_bytes)
+        self.tracer = SocketTracer(self.node_filter.wrap(self.tracker.handle),
+                                   max_msg_bytes=self.config.max_msg_bytes)
         try:
             self.tracer.start()
         except Exception as e:
@@ -107,7 +115,7 @@ class Pem:
     def _start_connectors(self) -> None:
         """Start every other connector; one that cannot start is reported, never fatal: the socket
         tracer and the other connectors keep collecting."""
-        ctx = ConnectorContext(self.store, self.processes, self.config.asid, os.getpid())
+        ctx = ConnectorContext(self.store, self.processes, self.config.asid, os.getpid(), self.node_filter.owns)
         self.store.create("stirling_error", schemas.STIRLING_ERROR)
         for conn in registry.build(self.config.connectors, self.config):
             try:

@@ -37,8 +37,10 @@ from cluster.store.table_store import TableStore
 
 log = logging.getLogger("pxtui.agent")
 
-GRPC_OPTIONS = [("grpc.max_receive_message_length", 64 * 1024 * 1024),
-                ("grpc.max_send_message_length", 64 * 1024 * 1024)]
+GRPC_OPTIONS = [
+    ("grpc.max_receive_message_length", 64 * 1024 * 1024),
+    ("grpc.max_send_message_length", 64 * 1024 * 1024),
+]
 STARTING = "AGENT_STATE_STARTING"
 
 
@@ -56,8 +58,20 @@ class ReplayBackend:
         self.metadata = RecordedMetadata(rec.metadata, self.hostname)
 
     def status(self) -> PemStatus:
-        return PemStatus(self.agent_id, self.asid, self.hostname, "AGENT_STATE_HEALTHY", ["replay"],
-                         "missing", 0, 0, 0, 0, self.store.stats(), "")
+        return PemStatus(
+            self.agent_id,
+            self.asid,
+            self.hostname,
+            "AGENT_STATE_HEALTHY",
+            ["replay"],
+            "missing",
+            0,
+            0,
+            0,
+            0,
+            self.store.stats(),
+            "",
+        )
 
 
 class _Deferred(AgentService):
@@ -101,16 +115,29 @@ class RunningAgent:
             self.stop_backend()  # type: ignore[operator]
 
 
-def start_agent(broker: str, *, listen: str, advertise: str | None, signing_key: bytes,
-                pem_config: PemConfig | None = None, replay: str | None = None, asid: int = 0,
-                hostname: str | None = None, memory_budget: int = 512 * 1024 * 1024,
-                register_timeout: float | None = None, backend: AgentBackend | None = None) -> RunningAgent:
+def start_agent(
+    broker: str,
+    *,
+    listen: str,
+    advertise: str | None,
+    signing_key: bytes,
+    pem_config: PemConfig | None = None,
+    replay: str | None = None,
+    asid: int = 0,
+    hostname: str | None = None,
+    memory_budget: int = 512 * 1024 * 1024,
+    register_timeout: float | None = None,
+    backend: AgentBackend | None = None,
+) -> RunningAgent:
     """Listen, register, start collecting (or load the recording, or serve ``backend``), heartbeat;
     raises with the reason when the agent cannot join or cannot collect."""
     tokens = ServiceTokens(signing_key, issuer="pxtui-pem")
     service = _Deferred()
-    server = grpc.server(futures.ThreadPoolExecutor(max_workers=8, thread_name_prefix="agent-grpc"),
-                         interceptors=[ServiceAuthInterceptor(tokens)], options=GRPC_OPTIONS)
+    server = grpc.server(
+        futures.ThreadPoolExecutor(max_workers=8, thread_name_prefix="agent-grpc"),
+        interceptors=[ServiceAuthInterceptor(tokens)],
+        options=GRPC_OPTIONS,
+    )
     apb_grpc.add_AgentServiceServicer_to_server(service, server)
     port = server.add_insecure_port(listen)
     if port == 0:
@@ -133,8 +160,17 @@ def start_agent(broker: str, *, listen: str, advertise: str | None, signing_key:
     def schemas() -> list:
         return table_schemas(backend_ref[0].store) if backend_ref else []
 
-    link = AgentLink(broker, agent_id, address, name, created, TokenSource(tokens, BROKER_AUDIENCE), status,
-                     schemas, asid=asid or (getattr(replayed, "asid", 0) if replayed else 0))
+    link = AgentLink(
+        broker,
+        agent_id,
+        address,
+        name,
+        created,
+        TokenSource(tokens, BROKER_AUDIENCE),
+        status,
+        schemas,
+        asid=asid or (getattr(replayed, "asid", 0) if replayed else 0),
+    )
     try:
         given = link.register(timeout=register_timeout)
         link.start_heartbeats()
@@ -163,15 +199,32 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="pxtui agent", description=__doc__)
     p.add_argument("--broker", default=os.environ.get("PXTUI_BROKER", "127.0.0.1:51400"))
     p.add_argument("--listen", default=os.environ.get("PXTUI_AGENT_LISTEN", "127.0.0.1:0"))
-    p.add_argument("--advertise", default=os.environ.get("PXTUI_AGENT_ADVERTISE") or None,
-                   help="host:port the broker should call (default: the listen address)")
+    p.add_argument(
+        "--advertise",
+        default=os.environ.get("PXTUI_AGENT_ADVERTISE") or None,
+        help="host:port the broker should call (default: the listen address)",
+    )
     p.add_argument("--replay", metavar="DIR", help="serve a recording (pxtui record) instead of collecting")
     p.add_argument("--asid", type=int, default=0)
     p.add_argument("--hostname", default=None)
     p.add_argument("--body-cap", type=int, default=int(os.environ.get("PXTUI_BODY_CAP", "512")))
     p.add_argument("--table-max-mb", type=int, default=256)
     p.add_argument("--memory-budget-mb", type=int, default=512)
+    p.add_argument(
+        "--node-share",
+        metavar="I/N",
+        default=None,
+        help="own every N-th process of this host by pid (a simulated node; see node_filter.py)",
+    )
+    p.add_argument("--netns-only", action="store_true", help="own only the processes of this network namespace")
     a = p.parse_args(argv)
+    share = None
+    if a.node_share:
+        try:
+            i, n = (int(x) for x in a.node_share.split("/"))
+            share = (i, n)
+        except ValueError:
+            p.error(f"--node-share {a.node_share!r}: expected I/N, e.g. 0/3")
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
         key = load_or_create_key(paths.signing_key_file())
@@ -182,18 +235,30 @@ def main(argv: list[str] | None = None) -> int:
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
     try:
-        agent = start_agent(a.broker, listen=a.listen, advertise=a.advertise, signing_key=key,
-                            pem_config=PemConfig(body_cap=a.body_cap, table_max_bytes=a.table_max_mb << 20),
-                            replay=a.replay, asid=a.asid, hostname=a.hostname,
-                            memory_budget=a.memory_budget_mb << 20)
+        agent = start_agent(
+            a.broker,
+            listen=a.listen,
+            advertise=a.advertise,
+            signing_key=key,
+            pem_config=PemConfig(
+                body_cap=a.body_cap, table_max_bytes=a.table_max_mb << 20, node_share=share, netns_only=a.netns_only
+            ),
+            replay=a.replay,
+            asid=a.asid,
+            hostname=a.hostname,
+            memory_budget=a.memory_budget_mb << 20,
+        )
     except RegistrationRefused as e:
         print(f"pxtui agent: {e}", file=sys.stderr)
         return 1
     except Exception as e:
         print(f"pxtui agent: cannot start: {e}", file=sys.stderr)
         return 1
-    print(f"pxtui agent: serving on {agent.address}, registered with {a.broker} as asid {agent.link.asid}",
-          file=sys.stderr, flush=True)
+    print(
+        f"pxtui agent: serving on {agent.address}, registered with {a.broker} as asid {agent.link.asid}",
+        file=sys.stderr,
+        flush=True,
+    )
     stop.wait()
     agent.stop()
     return 0

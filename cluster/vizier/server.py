@@ -33,9 +33,17 @@ from cluster.vizier.dispatch import Dispatcher
 log = logging.getLogger("pxtui.vizier")
 
 
-def serve(addr: str, *, embedded_pem: PemConfig | None, heartbeat_s: float = 1.0,
-          default_timeout_s: float = DEFAULT_TIMEOUT_S, memory_budget: int = 512 << 20,
-          ready: threading.Event | None = None, stop: threading.Event | None = None) -> int:
+def serve(
+    addr: str,
+    *,
+    embedded_pem: PemConfig | None,
+    extra_listen: tuple[str, ...] = (),
+    heartbeat_s: float = 1.0,
+    default_timeout_s: float = DEFAULT_TIMEOUT_S,
+    memory_budget: int = 512 << 20,
+    ready: threading.Event | None = None,
+    stop: threading.Event | None = None,
+) -> int:
     paths.ensure_state_dir()
     keys = ApiKeyStore(paths.api_keys_file())
     signing_key = load_or_create_key(paths.signing_key_file())
@@ -43,14 +51,19 @@ def serve(addr: str, *, embedded_pem: PemConfig | None, heartbeat_s: float = 1.0
     registry = AgentRegistry(heartbeat_interval_s=heartbeat_s)
     dispatcher = Dispatcher(registry, TokenSource(tokens, PEM_AUDIENCE))
     broker = Broker(registry, dispatcher, keys, default_timeout_s=default_timeout_s, memory_budget=memory_budget)
-    server = grpc.server(futures.ThreadPoolExecutor(max_workers=16, thread_name_prefix="grpc"),
-                         interceptors=[ServiceAuthInterceptor(tokens)], options=GRPC_OPTIONS)
+    server = grpc.server(
+        futures.ThreadPoolExecutor(max_workers=16, thread_name_prefix="grpc"),
+        interceptors=[ServiceAuthInterceptor(tokens)],
+        options=GRPC_OPTIONS,
+    )
     pb_grpc.add_VizierServiceServicer_to_server(broker, server)
     apb_grpc.add_AgentRegistryServicer_to_server(registry, server)
     try:
         port = server.add_insecure_port(addr)
+        for extra in extra_listen:  # e.g. the host ends of simulated nodes' veth pairs
+            server.add_insecure_port(extra)
     except RuntimeError as e:
-        print(f"pxtui vizier: cannot listen on {addr}: {e}", file=sys.stderr)
+        print(f"pxtui vizier: cannot listen on {addr} {' '.join(extra_listen)}: {e}", file=sys.stderr)
         return 1
     server.start()
     agent = None
@@ -59,9 +72,15 @@ def serve(addr: str, *, embedded_pem: PemConfig | None, heartbeat_s: float = 1.0
 
         log.info("loading eBPF probes (BCC compiles them; this takes a few seconds)")
         try:
-            agent = start_agent(f"127.0.0.1:{port}", listen="127.0.0.1:0", advertise=None,
-                                signing_key=signing_key, pem_config=embedded_pem, memory_budget=memory_budget,
-                                register_timeout=10)
+            agent = start_agent(
+                f"127.0.0.1:{port}",
+                listen="127.0.0.1:0",
+                advertise=None,
+                signing_key=signing_key,
+                pem_config=embedded_pem,
+                memory_budget=memory_budget,
+                register_timeout=10,
+            )
         except Exception as e:
             log.error("cannot collect data: %s", e)
             print(f"pxtui vizier: cannot collect data: {e}", file=sys.stderr)
@@ -91,10 +110,16 @@ def serve(addr: str, *, embedded_pem: PemConfig | None, heartbeat_s: float = 1.0
 
 def main(argv: list[str] | None = None, *, embedded_default: bool = False) -> int:
     p = argparse.ArgumentParser(prog="pxtui vizier", description=__doc__)
-    p.add_argument("--addr", "--listen", dest="addr",
-                   default=os.environ.get("PXTUI_VIZIER_LISTEN", paths.DEFAULT_ADDR))
-    p.add_argument("--embedded-pem", action=argparse.BooleanOptionalAction, default=embedded_default,
-                   help="run a PEM in this process (the embedded default)")
+    p.add_argument("--addr", "--listen", dest="addr", default=os.environ.get("PXTUI_VIZIER_LISTEN", paths.DEFAULT_ADDR))
+    p.add_argument(
+        "--extra-listen", action="append", default=[], metavar="ADDR", help="another address to listen on (repeatable)"
+    )
+    p.add_argument(
+        "--embedded-pem",
+        action=argparse.BooleanOptionalAction,
+        default=embedded_default,
+        help="run a PEM in this process (the embedded default)",
+    )
     p.add_argument("--body-cap", type=int, default=int(os.environ.get("PXTUI_BODY_CAP", "512")))
     p.add_argument("--table-max-mb", type=int, default=256)
     p.add_argument("--conn-stats-period", type=float, default=10.0)
@@ -103,10 +128,21 @@ def main(argv: list[str] | None = None, *, embedded_default: bool = False) -> in
     p.add_argument("--memory-budget-mb", type=int, default=512, help="per query and executor")
     a = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    cfg = PemConfig(body_cap=a.body_cap, table_max_bytes=a.table_max_mb * 1024 * 1024,
-                    conn_stats_period_s=a.conn_stats_period) if a.embedded_pem else None
-    return serve(a.addr, embedded_pem=cfg, heartbeat_s=a.heartbeat, default_timeout_s=a.timeout,
-                 memory_budget=a.memory_budget_mb << 20)
+    cfg = (
+        PemConfig(
+            body_cap=a.body_cap, table_max_bytes=a.table_max_mb * 1024 * 1024, conn_stats_period_s=a.conn_stats_period
+        )
+        if a.embedded_pem
+        else None
+    )
+    return serve(
+        a.addr,
+        embedded_pem=cfg,
+        extra_listen=tuple(a.extra_listen),
+        heartbeat_s=a.heartbeat,
+        default_timeout_s=a.timeout,
+        memory_budget=a.memory_budget_mb << 20,
+    )
 
 
 if __name__ == "__main__":

@@ -8,6 +8,7 @@ in `pxtui status` and in the stirling_error table instead of stopping the others
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -23,6 +24,8 @@ class ConnectorContext:
     processes: ProcessCache
     asid: int
     own_pid: int
+    #: whether a pid belongs to this PEM's node (always true on a real node; see node_filter.py)
+    owns: Callable[[int], bool] = lambda _pid: True
 
 
 @dataclass

@@ -6,6 +6,7 @@ A factory per name (not instances) so each PEM gets fresh state, and `pxtui agen
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Callable
 from typing import Any
 
@@ -13,8 +14,25 @@ from cluster.pem.sources.connector import SourceConnector
 
 Factory = Callable[[Any], SourceConnector]
 
-#: name -> factory(config); helpers register their connector here (one line each)
-CONNECTORS: dict[str, Factory] = {}
+
+def _lazy(module: str, name: str) -> Factory:
+    """A factory importing its connector on first use: a PEM that runs a subset pays for no other."""
+
+    def make(config: Any) -> SourceConnector:
+        return getattr(importlib.import_module(module), name)(config)
+
+    return make
+
+
+#: name -> factory(config), in start order; one line per connector
+CONNECTORS: dict[str, Factory] = {
+    "perf_profiler": _lazy("cluster.pem.sources.perf_profiler", "PerfProfiler"),
+    "process_stats": _lazy("cluster.pem.sources.process_stats", "ProcessStatsConnector"),
+    "network_stats": _lazy("cluster.pem.sources.network_stats", "NetworkStatsConnector"),
+    "tcp_stats": _lazy("cluster.pem.sources.tcp_stats", "TcpStatsConnector"),
+    "proc_exit": _lazy("cluster.pem.sources.proc_exit", "ProcExitConnector"),
+    "jvm_stats": _lazy("cluster.pem.sources.jvm_stats", "JvmStatsConnector"),
+}
 
 
 def build(names: tuple[str, ...] | None, config: Any) -> list[SourceConnector]:
