@@ -65,10 +65,14 @@ def _load_script(script: str | None, file: str | None) -> Script:
 
 
 def _client(vizier: str | None, api_key: str | None):
-    from pxtui.client import VizierClient
+    from pxtui.client import VizierClient, configured_vizier_key
 
     cfg = ClientConfig.resolve(vizier, api_key)
-    return VizierClient(cfg.vizier, cfg.api_key)
+    try:
+        vizier_key = configured_vizier_key()  # with it, scripts are sealed for the Vizier (cluster/auth/e2e.py)
+    except VizierUnavailable as e:
+        _fail(EXIT_VIZIER, str(e))
+    return VizierClient(cfg.vizier, cfg.api_key, vizier_key=vizier_key)
 
 
 def _script_help(script: Script) -> str:
@@ -160,17 +164,19 @@ def _running_pid() -> int | None:
 def _ensure_api_key(addr: str) -> None:
     """Give this user a working key in its config file, creating one when it has none that the Vizier knows."""
     from cluster.auth.api_keys import ApiKeyStore, AuthError
+    from cluster.auth.e2e import local_vizier_public_key_text
 
     store = ApiKeyStore(paths.api_keys_file())
     current = ClientConfig.resolve().api_key
+    pinned = local_vizier_public_key_text()  # read here, on the Vizier's host: never learnt over the network
     try:
         store.verify(current)
-        save_file(vizier=addr)
+        save_file(vizier=addr, vizier_public_key=pinned)
         return
     except AuthError:
         pass
     rec, key = store.create("pxtui-up")
-    p = save_file(vizier=addr, api_key=key)
+    p = save_file(vizier=addr, api_key=key, vizier_public_key=pinned)
     click.echo(f"created API key {rec.id} ({rec.name}); saved to {p}")
 
 
@@ -178,30 +184,49 @@ def _ensure_api_key(addr: str) -> None:
 @click.option("--foreground", is_flag=True, help="Stay attached (logs to the terminal).")
 @click.option("--addr", default=paths.DEFAULT_ADDR, show_default=True, help="Where the broker listens.")
 @click.option("--body-cap", default=512, show_default=True, help="Bytes of each body kept.")
+@click.option("--pems", default=0, type=click.IntRange(0, 64),
+              help="Simulate a cluster: run N PEM processes that join the broker (0 = one PEM embedded).")
+@click.option("--netns", is_flag=True, help="With --pems: each PEM in its own network namespace and address.")
 @click.option("--wait", "wait_s", default=90.0, show_default=True, help="Seconds to wait for readiness.")
-def up(foreground: bool, addr: str, body_cap: int, wait_s: float) -> None:
-    """Start the embedded Vizier (PEM, Kelvin, broker, metadata) on this host."""
+def up(foreground: bool, addr: str, body_cap: int, pems: int, netns: bool, wait_s: float) -> None:
+    """Start the embedded Vizier (PEM, Kelvin, broker, metadata) on this host, or a simulated cluster."""
+    from cluster.vizier import local_cluster
+
     if os.geteuid() != 0:
         _fail(EXIT_USAGE, "the Vizier loads eBPF programs and must run as root (sudo pxtui up)")
+    if netns and not pems:
+        _fail(EXIT_USAGE, "--netns needs --pems N: it puts each of the N PEMs in its own network namespace")
     paths.ensure_state_dir()
     pid = _running_pid()
     if pid is not None:
         _ensure_api_key(paths.addr_file().read_text().strip() if paths.addr_file().exists() else addr)
-        click.echo(f"the Vizier is already running (pid {pid})")
+        click.echo(f"the Vizier is already running (pid {pid}); `pxtui down` first to change its shape")
         return
     _ensure_api_key(addr)
     cmd = [sys.executable, "-m", "cluster.vizier.embedded", "--addr", addr, "--body-cap", str(body_cap)]
     if foreground:
+        if pems:
+            _fail(EXIT_USAGE, "--foreground runs the embedded Vizier only; a simulated cluster runs in the background")
         os.execv(sys.executable, cmd)
-    logf = open(paths.log_file(), "ab")  # noqa: SIM115 (handed to the child)
-    proc = subprocess.Popen(cmd, stdout=logf, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                            start_new_session=True, cwd=str(Path(__file__).resolve().parent.parent))
-    click.echo(f"starting the Vizier (pid {proc.pid}); loading eBPF probes…", err=True)
+    if pems:
+        try:
+            cluster = local_cluster.start(addr, pems, netns, body_cap, paths.log_file())
+        except (RuntimeError, ValueError) as e:
+            _fail(EXIT_VIZIER, f"cannot set up the simulated nodes: {e}")
+        watched, want = cluster.vizier_pid, pems
+        click.echo(f"starting the Vizier (pid {cluster.vizier_pid}) and {pems} PEMs "
+                   f"(pids {' '.join(map(str, cluster.agent_pids))}); loading eBPF probes…", err=True)
+    else:
+        logf = open(paths.log_file(), "ab")  # noqa: SIM115 (handed to the child)
+        proc = subprocess.Popen(cmd, stdout=logf, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                start_new_session=True, cwd=str(Path(__file__).resolve().parent.parent))
+        watched, want = proc.pid, 1
+        click.echo(f"starting the Vizier (pid {proc.pid}); loading eBPF probes…", err=True)
     client = _client(addr, None)
     deadline = time.monotonic() + wait_s
     try:
         while time.monotonic() < deadline:
-            if proc.poll() is not None:
+            if not _pid_alive(watched):
                 tail = paths.log_file().read_text(errors="replace").splitlines()[-15:]
                 _fail(EXIT_VIZIER, "the Vizier exited during start-up:\n  " + "\n  ".join(tail))
             try:
@@ -209,8 +234,13 @@ def up(foreground: bool, addr: str, body_cap: int, wait_s: float) -> None:
             except VizierUnavailable:
                 time.sleep(0.25)
                 continue
-            a = st.agents[0]
-            click.echo(f"Vizier up on {addr}: {len(a.probes)} probes attached, kernel headers {a.kernel_headers}")
+            healthy = [a for a in st.agents if a.state == "AGENT_STATE_HEALTHY"]
+            if len(healthy) < want:  # the broker answers before its PEMs have loaded their probes
+                time.sleep(0.25)
+                continue
+            a = healthy[0]
+            click.echo(f"Vizier up on {addr}: {len(healthy)} agent(s) healthy, {len(a.probes)} probes attached "
+                       f"each, kernel headers {a.kernel_headers}")
             return
     finally:
         client.close()
@@ -219,7 +249,16 @@ def up(foreground: bool, addr: str, body_cap: int, wait_s: float) -> None:
 
 @main.command()
 def down() -> None:
-    """Stop the embedded Vizier."""
+    """Stop the embedded Vizier, or the simulated cluster (its PEMs and namespaces too)."""
+    from cluster.vizier import local_cluster
+
+    cluster = local_cluster.LocalCluster.load()
+    if cluster is not None:
+        local_cluster.stop(cluster)
+        for f in (paths.pid_file(), paths.addr_file()):
+            f.unlink(missing_ok=True)
+        click.echo(f"stopped the Vizier and {len(cluster.agent_pids)} PEMs")
+        return
     pid = _running_pid()
     if pid is None:
         click.echo("the Vizier is not running")
@@ -243,10 +282,15 @@ def _fmt_ns(ns: int) -> str:
 @click.option("--vizier", help="Broker address (else PXTUI_VIZIER, else the config file).")
 @click.option("--api-key", help="API key (else PXTUI_API_KEY, else the config file).")
 @click.option("-o", "--output", type=click.Choice(["text", "json"]), default="text")
-def status(vizier: str | None, api_key: str | None, output: str) -> None:
+@click.option("--cluster", metavar="CONTEXT",
+              help="Reach the Vizier in this kubeconfig context by port-forward (namespace: PXTUI_NAMESPACE).")
+def status(vizier: str | None, api_key: str | None, output: str, cluster: str | None) -> None:
     """Agents, probes, kernel headers, events seen and lost, and each table's rows, bytes and window."""
     from google.protobuf.json_format import MessageToDict
 
+    from pxtui.cli_k8s import cluster_vizier
+
+    vizier = cluster_vizier(cluster, vizier)
     client = _client(vizier, api_key)
     try:
         st = client.get_status()
@@ -283,13 +327,18 @@ OUTPUT = click.Choice(["table", "json", "jsonl", "csv"])
 @click.option("--vizier", help="Broker address (else PXTUI_VIZIER, else the config file).")
 @click.option("--api-key", help="API key (else PXTUI_API_KEY, else the config file).")
 @click.argument("script_args", nargs=-1, type=click.UNPROCESSED)
+@click.option("--cluster", metavar="CONTEXT",
+              help="Reach the Vizier in this kubeconfig context by port-forward (namespace: PXTUI_NAMESPACE).")
 def run(script: str | None, file: str | None, output: str, data: str | None, vizier: str | None,
-        api_key: str | None, script_args: tuple[str, ...]) -> None:
+        api_key: str | None, script_args: tuple[str, ...], cluster: str | None) -> None:
     """Run SCRIPT once and print its tables: pxtui run px/http_data -- --start_time=-1m
 
     With --data DIR it runs against a recording instead of the Vizier, and `now` is the recording's
     end time, so -5m means the last five minutes of the recording."""
+    from pxtui.cli_k8s import cluster_vizier
+
     s = _load_script(script, file)
+    vizier = cluster_vizier(cluster, vizier, data)
     _run_once(s, parse_script_args(script_args), output, vizier, api_key, data)
 
 
@@ -328,15 +377,21 @@ def record(directory: str, tables: tuple[str, ...], vizier: str | None, api_key:
 @click.option("--vizier", help="Broker address (else PXTUI_VIZIER, else the config file).")
 @click.option("--api-key", help="API key (else PXTUI_API_KEY, else the config file).")
 @click.argument("script_args", nargs=-1, type=click.UNPROCESSED)
+@click.option("--cluster", metavar="CONTEXT",
+              help="Reach the Vizier in this kubeconfig context by port-forward (namespace: PXTUI_NAMESPACE).")
 def live(script: str | None, file: str | None, once: bool, output: str, refresh: float, data: str | None,
-         ascii_only: bool, vizier: str | None, api_key: str | None, script_args: tuple[str, ...]) -> None:
+         ascii_only: bool, vizier: str | None, api_key: str | None, script_args: tuple[str, ...],
+         cluster: str | None) -> None:
     """The live TUI for SCRIPT (default px/http_data); --once prints instead.
 
     With --data DIR it shows a recording instead of the Vizier, and `now` is the recording's end time."""
     if script is None and file is None:
         script = "px/http_data"
+    from pxtui.cli_k8s import cluster_vizier
+
     s = _load_script(script, file)
     args = parse_script_args(script_args)
+    vizier = cluster_vizier(cluster, vizier, data)
     if once:
         _run_once(s, args, output, vizier, api_key, data)
         return
@@ -376,12 +431,21 @@ def api_key_group() -> None:
 
 @api_key_group.command("create")
 @click.option("--name", default="cli")
-def api_key_create(name: str) -> None:
+@click.option(
+    "--mode",
+    type=click.Choice(["full", "restricted", "pii"]),
+    default="full",
+    show_default=True,
+    help="Data access: full; restricted (bodies, headers, SQL text redacted); pii (PII masked in strings).",
+)
+def api_key_create(name: str, mode: str) -> None:
     from cluster.auth.api_keys import ApiKeyStore
+    from cluster.auth.e2e import local_vizier_public_key_text
 
     paths.ensure_state_dir()
-    rec, key = ApiKeyStore(paths.api_keys_file()).create(name)
-    click.echo(f"id {rec.id}  name {rec.name}\n{key}\n(shown once: only its hash is stored)")
+    rec, key = ApiKeyStore(paths.api_keys_file()).create(name, mode)
+    click.echo(f"id {rec.id}  name {rec.name}  mode {rec.mode}\n{key}\n(shown once: only its hash is stored)")
+    click.echo(f"Vizier key (pin it on the client as PXTUI_VIZIER_KEY): {local_vizier_public_key_text()}")
 
 
 @api_key_group.command("list")
@@ -390,7 +454,7 @@ def api_key_list() -> None:
 
     for k in ApiKeyStore(paths.api_keys_file()).list():
         created = time.strftime("%Y-%m-%d %H:%M", time.localtime(k.created_ns / 1e9))
-        click.echo(f"{k.id}  {k.name:<16} created {created}")
+        click.echo(f"{k.id}  {k.name:<16} {k.mode:<10} created {created}")
 
 
 @api_key_group.command("delete")
@@ -423,6 +487,21 @@ def demo_stop() -> None:
 
     click.echo(d.stop())
 
+
+from pxtui.cli_relay import relay  # noqa: E402  (registered here so `python -m pxtui.cli relay` sees it)
+
+main.add_command(relay)
+from pxtui.cli_k8s import delete as k8s_delete  # noqa: E402
+from pxtui.cli_k8s import deploy as k8s_deploy  # noqa: E402
+
+main.add_command(k8s_deploy)
+main.add_command(k8s_delete)
+
+from pxtui.cli_cluster import agent as agent_command  # noqa: E402
+from pxtui.cli_cluster import vizier as vizier_command  # noqa: E402
+
+main.add_command(vizier_command)
+main.add_command(agent_command)
 
 if __name__ == "__main__":
     main()
