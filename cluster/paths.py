@@ -49,3 +49,9 @@ def signing_key_file() -> Path:
     """The deployment's HS256 key for service JWTs (a mounted Secret in Kubernetes)."""
     env = os.environ.get("PXTUI_SIGNING_KEY_FILE")
     return Path(env) if env else state_dir() / "service_jwt.key"
+
+
+def vizier_box_key_file() -> Path:
+    """The Vizier's X25519 private key: clients seal their requests for its public half (0600)."""
+    env = os.environ.get("PXTUI_VIZIER_BOX_KEY_FILE")
+    return Path(env) if env else state_dir() / "vizier_x25519.key"

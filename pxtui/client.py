@@ -1,11 +1,15 @@
 """The client side of the broker's API: connect, authenticate, request, decrypt, yield Arrow.
 
 Each request carries a fresh X25519 public key; every result payload arrives sealed for it and is
-opened here, so only this process ever holds the plaintext.
+opened here, so only this process ever holds the plaintext. When the client knows the Vizier's own
+public key (pinned: `vizier_key`, PXTUI_VIZIER_KEY, or `vizier_public_key` in the config file that
+`pxtui up` writes), the request itself (script, arguments, and the result key) is sealed for the
+Vizier too, so a relay in between sees neither direction (cluster/auth/e2e.py).
 """
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Iterator
 
@@ -15,7 +19,7 @@ import pyarrow as pa
 from cluster.api import vizier_pb2 as pb
 from cluster.api import vizier_pb2_grpc as pb_grpc
 from cluster.auth.api_keys import API_KEY_HEADER
-from cluster.auth.e2e import E2EError, new_client_key, public_bytes, unseal
+from cluster.auth.e2e import E2EError, decode_public_key, new_client_key, public_bytes, seal_request, unseal
 from cluster.pxl.vis import FuncToExecute, VisError
 from pxtui.runner import ClusterStatus, ScriptError, ScriptResult, VizierUnavailable
 from pxtui.scripts import Script
@@ -30,19 +34,46 @@ def _unavailable(addr: str, e: grpc.RpcError) -> VizierUnavailable:
         return VizierUnavailable(f"cannot reach the Vizier at {addr} (is it up? `pxtui up`): {detail}")
     if code == grpc.StatusCode.DEADLINE_EXCEEDED:
         return VizierUnavailable(f"the Vizier at {addr} did not answer in time")
+    if code in (grpc.StatusCode.FAILED_PRECONDITION, grpc.StatusCode.INVALID_ARGUMENT):
+        return VizierUnavailable(f"the Vizier at {addr} refused the request: {detail}")
     return VizierUnavailable(f"the Vizier at {addr} failed the call ({code}): {detail}")
 
 
-class VizierClient:
-    """A ScriptRunner (pxtui.runner) over gRPC."""
+def configured_vizier_key() -> bytes | None:
+    """The Vizier key the user pinned: PXTUI_VIZIER_KEY, else `vizier_public_key` in the config file.
 
-    def __init__(self, addr: str, api_key: str | None, timeout_s: float = 30.0):
+    Read only by the CLI, never implicitly by VizierClient: a client built for one Vizier must not
+    pick up a key pinned for another (the request would not open there)."""
+    from pxtui.config import config_path, load_file
+
+    env = os.environ.get("PXTUI_VIZIER_KEY")
+    if env:
+        return _decode_pinned(env, "PXTUI_VIZIER_KEY")
+    text = load_file().get("vizier_public_key")
+    return _decode_pinned(text, f"vizier_public_key in {config_path()}") if text else None
+
+
+def _decode_pinned(text: str, where: str) -> bytes:
+    try:
+        return decode_public_key(text, where)
+    except E2EError as e:
+        raise VizierUnavailable(str(e)) from e
+
+
+class VizierClient:
+    """A ScriptRunner (pxtui.runner) over gRPC.
+
+    vizier_key: the Vizier's X25519 public key (32 bytes). With it every ExecuteScript request is
+    sealed end to end; without it the script travels in the clear (the Vizier accepts both)."""
+
+    def __init__(self, addr: str, api_key: str | None, timeout_s: float = 30.0, vizier_key: bytes | None = None):
         self.addr = addr
         self.api_key = api_key
         self.timeout_s = timeout_s
-        self._channel = grpc.insecure_channel(
-            addr, options=[("grpc.max_receive_message_length", 64 * 1024 * 1024)]
-        )
+        if vizier_key is not None and len(vizier_key) != 32:
+            raise ValueError(f"vizier_key must be the 32 bytes of an X25519 public key, got {len(vizier_key)}")
+        self.vizier_key = vizier_key
+        self._channel = grpc.insecure_channel(addr, options=[("grpc.max_receive_message_length", 64 * 1024 * 1024)])
         self._stub = pb_grpc.VizierServiceStub(self._channel)
 
     def close(self) -> None:
@@ -66,6 +97,8 @@ class VizierClient:
                 for f in funcs or []
             ],
         )
+        if self.vizier_key is not None:
+            req = seal_request(req, self.vizier_key)
         t0 = time.perf_counter()
         parts: dict[str, list[pa.RecordBatch]] = {}
         schemas: dict[str, pa.Schema] = {}

@@ -24,7 +24,7 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x18\x63luster/api/vizier.proto\x12\tpxtui.api\"\'\n\x08\x41rgValue\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t\"h\n\rFuncToExecute\x12\x11\n\tfunc_name\x18\x01 \x01(\t\x12\'\n\narg_values\x18\x02 \x03(\x0b\x32\x13.pxtui.api.ArgValue\x12\x1b\n\x13output_table_prefix\x18\x03 \x01(\t\"\x9b\x01\n\x14\x45xecuteScriptRequest\x12\x11\n\tquery_str\x18\x01 \x01(\t\x12,\n\nexec_funcs\x18\x02 \x03(\x0b\x32\x18.pxtui.api.FuncToExecute\x12\x19\n\x11\x63lient_public_key\x18\x03 \x01(\x0c\x12\x13\n\x0bscript_name\x18\x04 \x01(\t\x12\x12\n\ntimeout_ms\x18\x05 \x01(\x03\">\n\rCompilerError\x12\x0c\n\x04line\x18\x01 \x01(\x05\x12\x0e\n\x06\x63olumn\x18\x02 \x01(\x05\x12\x0f\n\x07message\x18\x03 \x01(\t\"\xc5\x01\n\nQueryError\x12(\n\x04kind\x18\x01 \x01(\x0e\x32\x1a.pxtui.api.QueryError.Kind\x12\x0f\n\x07message\x18\x02 \x01(\t\x12\x31\n\x0f\x63ompiler_errors\x18\x03 \x03(\x0b\x32\x18.pxtui.api.CompilerError\"I\n\x04Kind\x12\x0b\n\x07UNKNOWN\x10\x00\x12\x0b\n\x07\x43OMPILE\x10\x01\x12\x0b\n\x07RUNTIME\x10\x02\x12\x0c\n\x08\x44\x45\x41\x44LINE\x10\x03\x12\x0c\n\x08RESOURCE\x10\x04\"W\n\x0e\x45ncryptedBatch\x12\x12\n\ntable_name\x18\x01 \x01(\t\x12\x12\n\nsealed_ipc\x18\x02 \x01(\x0c\x12\x10\n\x08num_rows\x18\x03 \x01(\x03\x12\x0b\n\x03\x65os\x18\x04 \x01(\x08\"U\n\nQueryStats\x12\x12\n\ncompile_ns\x18\x01 \x01(\x03\x12\x0f\n\x07\x65xec_ns\x18\x02 \x01(\x03\x12\x10\n\x08rows_out\x18\x03 \x01(\x03\x12\x10\n\x08warnings\x18\x04 \x03(\t\"\xaf\x01\n\x15\x45xecuteScriptResponse\x12\x10\n\x08query_id\x18\x01 \x01(\t\x12*\n\x05\x62\x61tch\x18\x02 \x01(\x0b\x32\x19.pxtui.api.EncryptedBatchH\x00\x12&\n\x05\x65rror\x18\x03 \x01(\x0b\x32\x15.pxtui.api.QueryErrorH\x00\x12&\n\x05stats\x18\x04 \x01(\x0b\x32\x15.pxtui.api.QueryStatsH\x00\x42\x08\n\x06result\"\x0f\n\rStatusRequest\"\x8b\x01\n\x0bTableStatus\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0c\n\x04rows\x18\x02 \x01(\x03\x12\r\n\x05\x62ytes\x18\x03 \x01(\x03\x12\x11\n\tmax_bytes\x18\x04 \x01(\x03\x12\x13\n\x0bmin_time_ns\x18\x05 \x01(\x03\x12\x13\n\x0bmax_time_ns\x18\x06 \x01(\x03\x12\x14\n\x0crows_evicted\x18\x07 \x01(\x03\"\x9e\x02\n\x0b\x41gentStatus\x12\x10\n\x08\x61gent_id\x18\x01 \x01(\t\x12\x0c\n\x04\x61sid\x18\x02 \x01(\x03\x12\x10\n\x08hostname\x18\x03 \x01(\t\x12\r\n\x05state\x18\x04 \x01(\t\x12\x19\n\x11last_heartbeat_ns\x18\x05 \x01(\x03\x12\x0e\n\x06probes\x18\x06 \x03(\t\x12\x16\n\x0ekernel_headers\x18\x07 \x01(\t\x12\x13\n\x0b\x65vents_seen\x18\x08 \x01(\x03\x12\x13\n\x0b\x65vents_lost\x18\t \x01(\x03\x12\x14\n\x0cparse_errors\x18\n \x01(\x03\x12&\n\x06tables\x18\x0b \x03(\x0b\x32\x16.pxtui.api.TableStatus\x12\r\n\x05\x65rror\x18\x0c \x01(\t\x12\x14\n\x0c\x63onns_active\x18\r \x01(\x03\"P\n\x0eStatusResponse\x12&\n\x06\x61gents\x18\x01 \x03(\x0b\x32\x16.pxtui.api.AgentStatus\x12\x16\n\x0evizier_version\x18\x02 \x01(\t\"@\n\x13RecordTablesRequest\x12\x19\n\x11\x63lient_public_key\x18\x01 \x01(\x0c\x12\x0e\n\x06tables\x18\x02 \x03(\t\"}\n\rRecordingInfo\x12\x10\n\x08\x61gent_id\x18\x01 \x01(\t\x12\x0c\n\x04\x61sid\x18\x02 \x01(\x03\x12\x10\n\x08hostname\x18\x03 \x01(\t\x12\x16\n\x0evizier_version\x18\x04 \x01(\t\x12\x13\n\x0b\x65nd_time_ns\x18\x05 \x01(\x03\x12\r\n\x05state\x18\x06 \x01(\t\"y\n\x0cRecordedPart\x12\x10\n\x08\x61gent_id\x18\x01 \x01(\t\x12\x12\n\ntable_name\x18\x02 \x01(\t\x12\x12\n\nsealed_ipc\x18\x03 \x01(\x0c\x12\x10\n\x08num_rows\x18\x04 \x01(\x03\x12\x0b\n\x03\x65os\x18\x05 \x01(\x08\x12\x10\n\x08metadata\x18\x06 \x01(\x08\"s\n\x14RecordTablesResponse\x12(\n\x04info\x18\x01 \x01(\x0b\x32\x18.pxtui.api.RecordingInfoH\x00\x12\'\n\x04part\x18\x02 \x01(\x0b\x32\x17.pxtui.api.RecordedPartH\x00\x42\x08\n\x06result2\xfa\x01\n\rVizierService\x12T\n\rExecuteScript\x12\x1f.pxtui.api.ExecuteScriptRequest\x1a .pxtui.api.ExecuteScriptResponse0\x01\x12@\n\tGetStatus\x12\x18.pxtui.api.StatusRequest\x1a\x19.pxtui.api.StatusResponse\x12Q\n\x0cRecordTables\x12\x1e.pxtui.api.RecordTablesRequest\x1a\x1f.pxtui.api.RecordTablesResponse0\x01\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x18\x63luster/api/vizier.proto\x12\tpxtui.api\"\'\n\x08\x41rgValue\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t\"h\n\rFuncToExecute\x12\x11\n\tfunc_name\x18\x01 \x01(\t\x12\'\n\narg_values\x18\x02 \x03(\x0b\x32\x13.pxtui.api.ArgValue\x12\x1b\n\x13output_table_prefix\x18\x03 \x01(\t\"\xca\x01\n\x14\x45xecuteScriptRequest\x12\x11\n\tquery_str\x18\x01 \x01(\t\x12,\n\nexec_funcs\x18\x02 \x03(\x0b\x32\x18.pxtui.api.FuncToExecute\x12\x19\n\x11\x63lient_public_key\x18\x03 \x01(\x0c\x12\x13\n\x0bscript_name\x18\x04 \x01(\t\x12\x12\n\ntimeout_ms\x18\x05 \x01(\x03\x12\x16\n\x0esealed_request\x18\x06 \x01(\x0c\x12\x15\n\rvizier_key_id\x18\x07 \x01(\x0c\">\n\rCompilerError\x12\x0c\n\x04line\x18\x01 \x01(\x05\x12\x0e\n\x06\x63olumn\x18\x02 \x01(\x05\x12\x0f\n\x07message\x18\x03 \x01(\t\"\xc5\x01\n\nQueryError\x12(\n\x04kind\x18\x01 \x01(\x0e\x32\x1a.pxtui.api.QueryError.Kind\x12\x0f\n\x07message\x18\x02 \x01(\t\x12\x31\n\x0f\x63ompiler_errors\x18\x03 \x03(\x0b\x32\x18.pxtui.api.CompilerError\"I\n\x04Kind\x12\x0b\n\x07UNKNOWN\x10\x00\x12\x0b\n\x07\x43OMPILE\x10\x01\x12\x0b\n\x07RUNTIME\x10\x02\x12\x0c\n\x08\x44\x45\x41\x44LINE\x10\x03\x12\x0c\n\x08RESOURCE\x10\x04\"W\n\x0e\x45ncryptedBatch\x12\x12\n\ntable_name\x18\x01 \x01(\t\x12\x12\n\nsealed_ipc\x18\x02 \x01(\x0c\x12\x10\n\x08num_rows\x18\x03 \x01(\x03\x12\x0b\n\x03\x65os\x18\x04 \x01(\x08\"U\n\nQueryStats\x12\x12\n\ncompile_ns\x18\x01 \x01(\x03\x12\x0f\n\x07\x65xec_ns\x18\x02 \x01(\x03\x12\x10\n\x08rows_out\x18\x03 \x01(\x03\x12\x10\n\x08warnings\x18\x04 \x03(\t\"\xaf\x01\n\x15\x45xecuteScriptResponse\x12\x10\n\x08query_id\x18\x01 \x01(\t\x12*\n\x05\x62\x61tch\x18\x02 \x01(\x0b\x32\x19.pxtui.api.EncryptedBatchH\x00\x12&\n\x05\x65rror\x18\x03 \x01(\x0b\x32\x15.pxtui.api.QueryErrorH\x00\x12&\n\x05stats\x18\x04 \x01(\x0b\x32\x15.pxtui.api.QueryStatsH\x00\x42\x08\n\x06result\"\x0f\n\rStatusRequest\"\x8b\x01\n\x0bTableStatus\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0c\n\x04rows\x18\x02 \x01(\x03\x12\r\n\x05\x62ytes\x18\x03 \x01(\x03\x12\x11\n\tmax_bytes\x18\x04 \x01(\x03\x12\x13\n\x0bmin_time_ns\x18\x05 \x01(\x03\x12\x13\n\x0bmax_time_ns\x18\x06 \x01(\x03\x12\x14\n\x0crows_evicted\x18\x07 \x01(\x03\"\x9e\x02\n\x0b\x41gentStatus\x12\x10\n\x08\x61gent_id\x18\x01 \x01(\t\x12\x0c\n\x04\x61sid\x18\x02 \x01(\x03\x12\x10\n\x08hostname\x18\x03 \x01(\t\x12\r\n\x05state\x18\x04 \x01(\t\x12\x19\n\x11last_heartbeat_ns\x18\x05 \x01(\x03\x12\x0e\n\x06probes\x18\x06 \x03(\t\x12\x16\n\x0ekernel_headers\x18\x07 \x01(\t\x12\x13\n\x0b\x65vents_seen\x18\x08 \x01(\x03\x12\x13\n\x0b\x65vents_lost\x18\t \x01(\x03\x12\x14\n\x0cparse_errors\x18\n \x01(\x03\x12&\n\x06tables\x18\x0b \x03(\x0b\x32\x16.pxtui.api.TableStatus\x12\r\n\x05\x65rror\x18\x0c \x01(\t\x12\x14\n\x0c\x63onns_active\x18\r \x01(\x03\"P\n\x0eStatusResponse\x12&\n\x06\x61gents\x18\x01 \x03(\x0b\x32\x16.pxtui.api.AgentStatus\x12\x16\n\x0evizier_version\x18\x02 \x01(\t\"@\n\x13RecordTablesRequest\x12\x19\n\x11\x63lient_public_key\x18\x01 \x01(\x0c\x12\x0e\n\x06tables\x18\x02 \x03(\t\"}\n\rRecordingInfo\x12\x10\n\x08\x61gent_id\x18\x01 \x01(\t\x12\x0c\n\x04\x61sid\x18\x02 \x01(\x03\x12\x10\n\x08hostname\x18\x03 \x01(\t\x12\x16\n\x0evizier_version\x18\x04 \x01(\t\x12\x13\n\x0b\x65nd_time_ns\x18\x05 \x01(\x03\x12\r\n\x05state\x18\x06 \x01(\t\"y\n\x0cRecordedPart\x12\x10\n\x08\x61gent_id\x18\x01 \x01(\t\x12\x12\n\ntable_name\x18\x02 \x01(\t\x12\x12\n\nsealed_ipc\x18\x03 \x01(\x0c\x12\x10\n\x08num_rows\x18\x04 \x01(\x03\x12\x0b\n\x03\x65os\x18\x05 \x01(\x08\x12\x10\n\x08metadata\x18\x06 \x01(\x08\"s\n\x14RecordTablesResponse\x12(\n\x04info\x18\x01 \x01(\x0b\x32\x18.pxtui.api.RecordingInfoH\x00\x12\'\n\x04part\x18\x02 \x01(\x0b\x32\x17.pxtui.api.RecordedPartH\x00\x42\x08\n\x06result2\xfa\x01\n\rVizierService\x12T\n\rExecuteScript\x12\x1f.pxtui.api.ExecuteScriptRequest\x1a .pxtui.api.ExecuteScriptResponse0\x01\x12@\n\tGetStatus\x12\x18.pxtui.api.StatusRequest\x1a\x19.pxtui.api.StatusResponse\x12Q\n\x0cRecordTables\x12\x1e.pxtui.api.RecordTablesRequest\x1a\x1f.pxtui.api.RecordTablesResponse0\x01\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -36,35 +36,35 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_FUNCTOEXECUTE']._serialized_start=80
   _globals['_FUNCTOEXECUTE']._serialized_end=184
   _globals['_EXECUTESCRIPTREQUEST']._serialized_start=187
-  _globals['_EXECUTESCRIPTREQUEST']._serialized_end=342
-  _globals['_COMPILERERROR']._serialized_start=344
-  _globals['_COMPILERERROR']._serialized_end=406
-  _globals['_QUERYERROR']._serialized_start=409
-  _globals['_QUERYERROR']._serialized_end=606
-  _globals['_QUERYERROR_KIND']._serialized_start=533
-  _globals['_QUERYERROR_KIND']._serialized_end=606
-  _globals['_ENCRYPTEDBATCH']._serialized_start=608
-  _globals['_ENCRYPTEDBATCH']._serialized_end=695
-  _globals['_QUERYSTATS']._serialized_start=697
-  _globals['_QUERYSTATS']._serialized_end=782
-  _globals['_EXECUTESCRIPTRESPONSE']._serialized_start=785
-  _globals['_EXECUTESCRIPTRESPONSE']._serialized_end=960
-  _globals['_STATUSREQUEST']._serialized_start=962
-  _globals['_STATUSREQUEST']._serialized_end=977
-  _globals['_TABLESTATUS']._serialized_start=980
-  _globals['_TABLESTATUS']._serialized_end=1119
-  _globals['_AGENTSTATUS']._serialized_start=1122
-  _globals['_AGENTSTATUS']._serialized_end=1408
-  _globals['_STATUSRESPONSE']._serialized_start=1410
-  _globals['_STATUSRESPONSE']._serialized_end=1490
-  _globals['_RECORDTABLESREQUEST']._serialized_start=1492
-  _globals['_RECORDTABLESREQUEST']._serialized_end=1556
-  _globals['_RECORDINGINFO']._serialized_start=1558
-  _globals['_RECORDINGINFO']._serialized_end=1683
-  _globals['_RECORDEDPART']._serialized_start=1685
-  _globals['_RECORDEDPART']._serialized_end=1806
-  _globals['_RECORDTABLESRESPONSE']._serialized_start=1808
-  _globals['_RECORDTABLESRESPONSE']._serialized_end=1923
-  _globals['_VIZIERSERVICE']._serialized_start=1926
-  _globals['_VIZIERSERVICE']._serialized_end=2176
+  _globals['_EXECUTESCRIPTREQUEST']._serialized_end=389
+  _globals['_COMPILERERROR']._serialized_start=391
+  _globals['_COMPILERERROR']._serialized_end=453
+  _globals['_QUERYERROR']._serialized_start=456
+  _globals['_QUERYERROR']._serialized_end=653
+  _globals['_QUERYERROR_KIND']._serialized_start=580
+  _globals['_QUERYERROR_KIND']._serialized_end=653
+  _globals['_ENCRYPTEDBATCH']._serialized_start=655
+  _globals['_ENCRYPTEDBATCH']._serialized_end=742
+  _globals['_QUERYSTATS']._serialized_start=744
+  _globals['_QUERYSTATS']._serialized_end=829
+  _globals['_EXECUTESCRIPTRESPONSE']._serialized_start=832
+  _globals['_EXECUTESCRIPTRESPONSE']._serialized_end=1007
+  _globals['_STATUSREQUEST']._serialized_start=1009
+  _globals['_STATUSREQUEST']._serialized_end=1024
+  _globals['_TABLESTATUS']._serialized_start=1027
+  _globals['_TABLESTATUS']._serialized_end=1166
+  _globals['_AGENTSTATUS']._serialized_start=1169
+  _globals['_AGENTSTATUS']._serialized_end=1455
+  _globals['_STATUSRESPONSE']._serialized_start=1457
+  _globals['_STATUSRESPONSE']._serialized_end=1537
+  _globals['_RECORDTABLESREQUEST']._serialized_start=1539
+  _globals['_RECORDTABLESREQUEST']._serialized_end=1603
+  _globals['_RECORDINGINFO']._serialized_start=1605
+  _globals['_RECORDINGINFO']._serialized_end=1730
+  _globals['_RECORDEDPART']._serialized_start=1732
+  _globals['_RECORDEDPART']._serialized_end=1853
+  _globals['_RECORDTABLESRESPONSE']._serialized_start=1855
+  _globals['_RECORDTABLESRESPONSE']._serialized_end=1970
+  _globals['_VIZIERSERVICE']._serialized_start=1973
+  _globals['_VIZIERSERVICE']._serialized_end=2223
 # @@protoc_insertion_point(module_scope)

@@ -26,18 +26,22 @@ class FuncToExecute(_message.Message):
     def __init__(self, func_name: _Optional[str] = ..., arg_values: _Optional[_Iterable[_Union[ArgValue, _Mapping]]] = ..., output_table_prefix: _Optional[str] = ...) -> None: ...
 
 class ExecuteScriptRequest(_message.Message):
-    __slots__ = ("query_str", "exec_funcs", "client_public_key", "script_name", "timeout_ms")
+    __slots__ = ("query_str", "exec_funcs", "client_public_key", "script_name", "timeout_ms", "sealed_request", "vizier_key_id")
     QUERY_STR_FIELD_NUMBER: _ClassVar[int]
     EXEC_FUNCS_FIELD_NUMBER: _ClassVar[int]
     CLIENT_PUBLIC_KEY_FIELD_NUMBER: _ClassVar[int]
     SCRIPT_NAME_FIELD_NUMBER: _ClassVar[int]
     TIMEOUT_MS_FIELD_NUMBER: _ClassVar[int]
+    SEALED_REQUEST_FIELD_NUMBER: _ClassVar[int]
+    VIZIER_KEY_ID_FIELD_NUMBER: _ClassVar[int]
     query_str: str
     exec_funcs: _containers.RepeatedCompositeFieldContainer[FuncToExecute]
     client_public_key: bytes
     script_name: str
     timeout_ms: int
-    def __init__(self, query_str: _Optional[str] = ..., exec_funcs: _Optional[_Iterable[_Union[FuncToExecute, _Mapping]]] = ..., client_public_key: _Optional[bytes] = ..., script_name: _Optional[str] = ..., timeout_ms: _Optional[int] = ...) -> None: ...
+    sealed_request: bytes
+    vizier_key_id: bytes
+    def __init__(self, query_str: _Optional[str] = ..., exec_funcs: _Optional[_Iterable[_Union[FuncToExecute, _Mapping]]] = ..., client_public_key: _Optional[bytes] = ..., script_name: _Optional[str] = ..., timeout_ms: _Optional[int] = ..., sealed_request: _Optional[bytes] = ..., vizier_key_id: _Optional[bytes] = ...) -> None: ...
 
 class CompilerError(_message.Message):
     __slots__ = ("line", "column", "message")

@@ -2,6 +2,10 @@
 
 A key is 32 random bytes (URL-safe base64), so a plain SHA-256 is enough to store it: there is
 nothing to brute-force the way there is with a password. Comparison is constant-time.
+
+Each key carries a data access mode, Pixie's three: `full` (everything), `restricted` (bodies,
+headers and other payload columns replaced at query time) and `pii` (best-effort masking of PII
+inside every string). A record written before modes existed has none and means `full`.
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 KEY_PREFIX = "pxk_"
+MODES = ("full", "restricted", "pii")  # cluster/auth/redaction.py applies them
 API_KEY_HEADER = "pxtui-api-key"  # the gRPC metadata key a client sends its API key in
 
 
@@ -29,6 +34,13 @@ class StoredKey:
     name: str
     sha256: str
     created_ns: int
+    mode: str = "full"
+
+
+def check_mode(mode: str) -> str:
+    if mode not in MODES:
+        raise ValueError(f"unknown data access mode {mode!r}: choose one of {', '.join(MODES)}")
+    return mode
 
 
 def _digest(key: str) -> str:
@@ -50,30 +62,38 @@ class ApiKeyStore:
     def __init__(self, path: Path):
         self.path = path
         self._keys: list[StoredKey] = []
-        self._mtime = -1.0
+        self._sig: tuple[int, int, int] | None = None
         self._load()
 
-    def _load(self) -> None:
+    def _load(self, force: bool = False) -> None:
+        """Re-read the file when it changed. The signature includes the inode and size, not only the
+        mtime: the kernel's coarse clock gives two writes a few milliseconds apart the same mtime."""
         try:
-            mtime = self.path.stat().st_mtime
+            st = self.path.stat()
         except FileNotFoundError:
-            self._keys, self._mtime = [], -1.0
+            self._keys, self._sig = [], None
             return
-        if mtime == self._mtime:
+        sig = (st.st_mtime_ns, st.st_ino, st.st_size)
+        if sig == self._sig and not force:
             return
         doc = json.loads(self.path.read_text() or "[]")
-        self._keys = [StoredKey(**k) for k in doc]
-        self._mtime = mtime
+        keys = [StoredKey(**k) for k in doc]
+        for k in keys:  # fail closed: a mode this version does not know must not fall back to full access
+            if k.mode not in MODES:
+                raise AuthError(f"API key {k.id} in {self.path} has unknown data access mode {k.mode!r}")
+        self._keys = keys
+        self._sig = sig
 
     def _save(self) -> None:
         _write_private(self.path, json.dumps([asdict(k) for k in self._keys], indent=1))
-        self._mtime = self.path.stat().st_mtime
+        self._load(force=True)
 
-    def create(self, name: str = "default") -> tuple[StoredKey, str]:
+    def create(self, name: str = "default", mode: str = "full") -> tuple[StoredKey, str]:
         """A new key: returns its record and the key text, which is shown once and never stored."""
+        check_mode(mode)
         self._load()
         key = KEY_PREFIX + secrets.token_urlsafe(32)
-        rec = StoredKey(id=secrets.token_hex(4), name=name, sha256=_digest(key), created_ns=time.time_ns())
+        rec = StoredKey(id=secrets.token_hex(4), name=name, sha256=_digest(key), created_ns=time.time_ns(), mode=mode)
         self._keys.append(rec)
         self._save()
         return rec, key
@@ -96,9 +116,10 @@ class ApiKeyStore:
             raise AuthError("no API key given: pass --api-key, set PXTUI_API_KEY, or run `pxtui up`")
         if not key.startswith(KEY_PREFIX):
             raise AuthError("malformed API key")
-        self._load()
         digest = _digest(key)
-        for k in self._keys:
-            if hmac.compare_digest(k.sha256, digest):
-                return k
+        for force in (False, True):  # a miss re-reads the file once: the key may be seconds old
+            self._load(force)
+            for k in self._keys:
+                if hmac.compare_digest(k.sha256, digest):
+                    return k
         raise AuthError("unknown API key")
