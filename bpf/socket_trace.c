@@ -29,6 +29,8 @@
 #endif
 #define MAX_CHUNKS 4
 #define MAX_IOV 16
+#define MAX_MMSG 8      // messages captured per sendmmsg/recvmmsg (glibc's resolver sends 2)
+#define MAX_MMSG_IOV 2  // iovecs captured per message of a sendmmsg/recvmmsg
 #define ADDR_LEN 28
 
 #define PX_AF_INET 2
@@ -58,6 +60,8 @@
 #define SC_SENDMSG 46
 #define SC_RECVMSG 47
 #define SC_ACCEPT4 288
+#define SC_RECVMMSG 299
+#define SC_SENDMMSG 307
 
 #define DIR_EGRESS 0
 #define DIR_INGRESS 1
@@ -130,6 +134,22 @@ struct px_msghdr {
 struct px_iovec {
     u64 base;
     u64 len;
+};
+
+// user-space ABI of struct mmsghdr: a full user_msghdr (56 bytes), then msg_len (bytes moved for
+// this message, written by the kernel), padded to 64.
+struct px_mmsghdr {
+    u64 name;
+    s32 namelen;
+    u32 pad;
+    u64 iov;
+    u64 iovlen;
+    u64 control;
+    u64 controllen;
+    s32 flags;
+    u32 pad2;
+    u32 msg_len;
+    u32 pad3;
 };
 
 // Like BCC's TRACEPOINT_PROBE, but without the `tracepoint__` prefix that BCC auto-attaches at
@@ -398,6 +418,65 @@ PX_TP(syscalls, sys_enter_recvmsg) {
     return 0;
 }
 PX_TP(syscalls, sys_exit_recvmsg) { return exit_iov(args->ret); }
+
+// sendmmsg/recvmmsg (glibc's resolver, libuv/dig): the return value is the number of messages,
+// each one datagram with its own length and, when given, its own peer. One event per message
+// (pos 0, msg_size = that message's length) and, inside it, one per iovec; `iovlen` holds vlen.
+static __always_inline int exit_mmsg(long ret) {
+    struct active_t a;
+    if (finish(&a, ret) != 0)
+        return 0;
+    u32 count = (u32)ret < a.iovlen ? (u32)ret : a.iovlen;
+    u64 vec = a.buf;
+#pragma unroll
+    for (int i = 0; i < MAX_MMSG; i++) {
+        if (i >= count)
+            break;
+        struct px_mmsghdr m = {};
+        if (bpf_probe_read_user(&m, sizeof(m), (void *)(vec + i * sizeof(struct px_mmsghdr))) != 0)
+            break;
+        if (m.msg_len == 0)
+            continue;
+        // After the syscall msg_namelen holds the real length (recvmmsg writes it back).
+        a.addr = m.namelen > 0 ? m.name : 0;
+        a.addrlen_ptr = 0;
+        struct event_t *e = data_header(&a, m.msg_len);
+        if (!e)
+            return 0;
+        u64 remaining = m.msg_len;
+        u64 pos = 0;
+#pragma unroll
+        for (int j = 0; j < MAX_MMSG_IOV; j++) {
+            if (j >= m.iovlen || remaining == 0)
+                break;
+            struct px_iovec iov = {};
+            if (bpf_probe_read_user(&iov, sizeof(iov), (void *)(m.iov + j * sizeof(struct px_iovec))) != 0)
+                break;
+            u64 n = iov.len < remaining ? iov.len : remaining;
+            if (n > 0) {
+                e->h.pos = (u32)pos;
+                emit_payload(e, iov.base, n > MAX_MSG ? MAX_MSG : n);
+            }
+            pos += n;
+            remaining -= n;
+        }
+    }
+    return 0;
+}
+
+PX_TP(syscalls, sys_enter_sendmmsg) {
+    u64 n = args->vlen;
+    begin(SC_SENDMMSG, DIR_EGRESS, (s32)args->fd, (u64)args->mmsg, n > MAX_MMSG ? MAX_MMSG : (u32)n, 0, 0);
+    return 0;
+}
+PX_TP(syscalls, sys_exit_sendmmsg) { return exit_mmsg(args->ret); }
+
+PX_TP(syscalls, sys_enter_recvmmsg) {
+    u64 n = args->vlen;
+    begin(SC_RECVMMSG, DIR_INGRESS, (s32)args->fd, (u64)args->mmsg, n > MAX_MMSG ? MAX_MMSG : (u32)n, 0, 0);
+    return 0;
+}
+PX_TP(syscalls, sys_exit_recvmmsg) { return exit_mmsg(args->ret); }
 
 // ---- socket marking ------------------------------------------------------------------------
 

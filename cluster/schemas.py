@@ -208,6 +208,18 @@ AMQP_EVENTS = _req_resp(
     _s("req_msg", "Decoded request frame as JSON"),
     _s("resp_msg", "Decoded response frame as JSON"),
 )
+# Pixie's mqtt_table.h columns; the connection prefix is the one every protocol table here has
+# (local_addr, local_port and encrypted included, so TLS plaintext and the tracker fit it too).
+MQTT_EVENTS = _req_resp(
+    _s("req_control_packet_type", "Request MQTT control packet type (CONNECT, PUBLISH, SUBSCRIBE, ...)"),
+    _s("req_header_fields", "Request fixed/variable header fields as JSON"),
+    _s("req_properties", "Request MQTT 5 properties as JSON"),
+    _s("req_payload", "Request payload fields as JSON"),
+    _s("resp_control_packet_type", "Response MQTT control packet type (CONNACK, PUBACK, SUBACK, ...)"),
+    _s("resp_header_fields", "Response header fields as JSON"),
+    _s("resp_properties", "Response MQTT 5 properties as JSON"),
+    _s("resp_payload", "Response payload fields as JSON"),
+)
 TLS_EVENTS = _req_resp(
     _i("req_type", "TLS record content type (20-24)"),
     _s("req_body", "Request record details as JSON"),
@@ -309,6 +321,7 @@ TABLES: dict[str, TableSpec] = {
         TableSpec("mongodb_events", MONGODB_EVENTS, "MongoDB OP_MSG request/response pairs"),
         TableSpec("mux_events", MUX_EVENTS, "Finagle Mux request/response pairs"),
         TableSpec("amqp_events", AMQP_EVENTS, "AMQP 0-9-1 frames paired as request/response"),
+        TableSpec("mqtt_events", MQTT_EVENTS, "MQTT request/ack pairs (3.1, 3.1.1 and 5.0)"),
         TableSpec("tls_events", TLS_EVENTS, "TLS record-level request/response pairs (metadata only)"),
         TableSpec("process_stats", PROCESS_STATS, "Per-process CPU, memory and IO counters"),
         TableSpec("network_stats", NETWORK_STATS, "Per-pod network interface counters"),

@@ -315,6 +315,22 @@ class _Gen:
         )
         return _table("amqp_events", c)
 
+    def mqtt_events(self) -> pa.Table:
+        n, r = self.rows, self.rng
+        c = self.conn(n, self.by_role("amqp"), 1883)  # RabbitMQ's MQTT plugin listens on 1883
+        c.update(
+            req_control_packet_type=r.choice(n, ["PUBLISH", "PUBLISH", "SUBSCRIBE", "CONNECT", "PINGREQ"]),
+            req_header_fields=r.choice(n, _json([{"qos": 1, "packet_identifier": 7}, {"keep_alive": 60}])),
+            req_properties=r.choice(n, _json([{}, {"content_type": "application/json"}])),
+            req_payload=r.choice(n, _json([{"topic_name": "sensors/t1", "publish_message": "21.5"},
+                                           {"client_id": "sensor-1"}])),
+            resp_control_packet_type=r.choice(n, ["PUBACK", "", "SUBACK", "CONNACK", "PINGRESP"]),
+            resp_header_fields=r.choice(n, _json([{"packet_identifier": 7}, {"reason_code": 0}])),
+            resp_properties=r.choice(n, _json([{}])),
+            resp_payload=r.choice(n, _json([{}, {"reason_code": "1"}])),
+        )
+        return _table("mqtt_events", c)
+
     def tls_events(self) -> pa.Table:
         n, r = self.rows, self.rng
         c = self.conn(n, self.by_role("http"), 443)
@@ -538,6 +554,7 @@ def generate(seed: int = 0, end_time_ns: int | None = None, duration_s: int = 30
         "tls_events": g.tls_events, "process_stats": g.process_stats, "network_stats": g.network_stats,
         "jvm_stats": g.jvm_stats, "stack_traces.beta": g.stack_traces, "proc_exit_events": g.proc_exit_events,
         "stirling_error": g.stirling_error, "probe_status": g.probe_status, "tcp_stats_events": g.tcp_stats_events,
+        "mqtt_events": g.mqtt_events,  # last: the tables before it keep their random streams
     }
     assert set(makers) == set(TABLES), f"datagen does not cover {set(TABLES) ^ set(makers)}"
     agents = [AgentInfo(f"synthetic-agent-{i + 1}", i + 1, node, "AGENT_STATE_HEALTHY")

@@ -11,6 +11,12 @@ everything else only counts bytes, so unparsed traffic costs no memory.
 
 Records are collected as rows and turned into one Arrow batch per table per flush: the per-row
 Python here is the parser's, never the store's.
+
+Datagram sockets (UDP: DNS) differ in two ways. An unconnected socket talks to many peers (a DNS
+server's one socket answers every client), so each peer beyond the socket's first gets a connection of
+its own, keyed (tgid, fd, addr, port): streams, stitching and remote_addr stay per peer. And a parser
+must see where each datagram ends, so datagrams reach it behind a 2-byte big-endian length, the framing
+DNS over TCP uses; a datagram left incomplete (a chunk not captured) is dropped when the next begins.
 """
 
 from __future__ import annotations
@@ -46,6 +52,8 @@ _PREFIX_COLS = 8  # time_ .. encrypted: the connection prefix every protocol tab
 # A read this small may be a length header read on its own (libmysqlclient reads MySQL's 4-byte
 # packet header, then the payload): it is kept and inferred together with the next read.
 _HEADER_MAX = 8
+# Peers of one datagram socket tracked as connections of their own at most; the oldest is closed.
+_MAX_DGRAM_PEERS = 1024
 
 
 @dataclass
@@ -131,7 +139,8 @@ class ConnTracker:
         self.clock = clock
         self.addr_lookup = addr_lookup
         self.stats = TrackerStats()
-        self._conns: dict[tuple[int, int], _Conn] = {}
+        self._conns: dict[tuple, _Conn] = {}  # (tgid, fd), or (tgid, fd, addr, port) for datagram peers
+        self._dgram_peers: dict[tuple[int, int], dict[tuple, None]] = {}  # (tgid, fd) -> its peer keys
         self._sk_addrs: dict[int, tuple[SockAddr, SockAddr]] = {}
         self.protocols = tuple(enabled_protocols() if protocols is None else protocols)
         # Every protocol's table exists (empty when disabled), so scripts reading it still compile.
@@ -163,6 +172,8 @@ class ConnTracker:
                     self._sk_addrs.pop(next(iter(self._sk_addrs)))
             return
         key = (ev.tgid, ev.fd)
+        if self._dgram_peers:
+            self._close_peers(key, ev.ts_ns)
         if ev.kind is ConnKind.CLOSE:
             conn = self._conns.pop(key, None)
             if conn is not None:
@@ -185,6 +196,36 @@ class ConnTracker:
         self._conns[(ev.tgid, ev.fd)] = conn
         return conn
 
+    def _datagram_conn(self, base: _Conn | None, ev: DataEvent, peer: SockAddr) -> _Conn:
+        """The connection of one peer of a datagram socket: the socket's own while the peer is its
+        first (or connect()ed) one, else a connection of the peer's own (see the module docstring)."""
+        if base is None:
+            return self._new_conn_from_data(ev)
+        r = base.remote
+        if r is None or (r.addr == peer.addr and r.port == peer.port):
+            base.remote = r or peer
+            return base
+        key = (ev.tgid, ev.fd, peer.addr, peer.port)
+        conn = self._conns.get(key)
+        if conn is None:
+            peers = self._dgram_peers.setdefault((ev.tgid, ev.fd), {})
+            if len(peers) >= _MAX_DGRAM_PEERS:
+                oldest = next(iter(peers))
+                del peers[oldest]
+                old = self._conns.pop(oldest, None)
+                if old is not None:
+                    self._close(old, ev.ts_ns)
+            conn = _Conn(ev.tgid, ev.fd, base.upid, local=base.local, remote=peer, sk=ev.sk, last_ns=ev.ts_ns)
+            self._conns[key] = conn
+            peers[key] = None
+        return conn
+
+    def _close_peers(self, key: tuple[int, int], ts_ns: int) -> None:
+        for peer_key in self._dgram_peers.pop(key, ()):
+            conn = self._conns.pop(peer_key, None)
+            if conn is not None:
+                self._close(conn, ts_ns)
+
     def _resolve_addrs(self, conn: _Conn, ev: DataEvent) -> None:
         conn.sk = ev.sk
         addrs = self._sk_addrs.pop(ev.sk, None)
@@ -199,7 +240,10 @@ class ConnTracker:
     def _on_data(self, ev: DataEvent) -> None:
         self.stats.data_events += 1
         conn = self._conns.get((ev.tgid, ev.fd))
-        if conn is None:
+        dgram = ev.sock_type == socket.SOCK_DGRAM
+        if dgram and ev.addr is not None:
+            conn = self._datagram_conn(conn, ev, ev.addr)
+        elif conn is None:
             conn = self._new_conn_from_data(ev)
         if conn.sk != ev.sk:
             self._resolve_addrs(conn, ev)
@@ -210,10 +254,20 @@ class ConnTracker:
                 conn.bytes_sent += ev.msg_size
             else:
                 conn.bytes_recv += ev.msg_size
-        if conn.protocol == schemas.PROTOCOL_UNKNOWN and conn.infer_left > 0 and ev.pos == 0:
+        # pos > 0 only to finish a kept header: writev([length, message]) is one message.
+        if (
+            conn.protocol == schemas.PROTOCOL_UNKNOWN
+            and conn.infer_left > 0
+            and (ev.pos == 0 or (conn.head and conn.head_egress == egress and ev.pos == len(conn.head)))
+        ):
             self._infer(conn, ev, egress)
         if conn.stitcher is not None and conn.egress is not None and conn.ingress is not None:
-            (conn.egress if egress else conn.ingress).append(ev.ts_ns, ev.data)
+            stream = conn.egress if egress else conn.ingress
+            if dgram and ev.pos == 0:
+                if len(stream):  # the previous datagram was not captured whole
+                    stream.clear()
+                stream.append(ev.ts_ns, min(ev.msg_size, 0xFFFF).to_bytes(2, "big"))
+            stream.append(ev.ts_ns, ev.data)
             self._parse(conn)
         if not conn.counted_open:
             self._count_open(conn)
@@ -228,8 +282,9 @@ class ConnTracker:
             if kind is not None:
                 break
         else:
-            if not head and len(ev.data) <= _HEADER_MAX:
-                conn.head, conn.head_ts, conn.head_egress = bytes(ev.data), ev.ts_ns, egress
+            # Headers may come a byte at a time (dnsmasq reads DNS-over-TCP's 2-byte length so).
+            if len(data) <= _HEADER_MAX and ev.sock_type != socket.SOCK_DGRAM:
+                conn.head, conn.head_ts, conn.head_egress = bytes(data), head_ts or ev.ts_ns, egress
                 conn.infer_left += 1  # a bare header does not use up an attempt
             return
         if conn.role == schemas.ROLE_UNKNOWN:
@@ -374,6 +429,8 @@ class ConnTracker:
             for key, conn in list(self._conns.items()):
                 if now_ns - conn.last_ns > self.idle_timeout_ns:
                     del self._conns[key]
+                    if len(key) == 4:
+                        self._dgram_peers.get(key[:2], {}).pop(key, None)
                     self._close(conn, now_ns)
             batch = self._conn_stats_batch(now_ns)
         if batch is not None:

@@ -70,6 +70,8 @@ px/inbound_conns connections: pod remote_addr remote_port client_pod conns_opene
 px/kafka_data kafka_data: time_ source destination api client_id req_body resp latency pod namespace
 px/mongodb_data mongodb_data: time_ source destination req_cmd req_body resp_status resp_body latency pod
     namespace
+px/mqtt_data mqtt_data: time_ source destination req_type req_header_fields req_properties req_payload resp_type
+    resp_header_fields resp_properties resp_payload latency pod namespace
 px/mysql_data mysql_data: time_ source destination command req_body resp_status resp_body failed latency pod
     namespace
 px/mysql_stats let_over_time: time_ server latency_p50 latency_p99 error_rate request_throughput

@@ -221,8 +221,10 @@ def test_tracker_protocol_can_be_disabled():
     from cluster.pem.protocols.registry import enabled_protocols
     from tests.util import as_rows
 
-    only_http = enabled_protocols({"PXTUI_ENABLE_REDIS_TRACING": "0", "PXTUI_ENABLE_MYSQL_TRACING": "0",
-                                   "PXTUI_ENABLE_PGSQL_TRACING": "false"})
+    from cluster.pem.protocols.registry import PROTOCOLS
+
+    off = {p.env_var: "0" for p in PROTOCOLS if p.name not in ("HTTP", "PGSQL")}
+    only_http = enabled_protocols({**off, "PXTUI_ENABLE_PGSQL_TRACING": "false"})
     assert [p.name for p in only_http] == ["HTTP"]
     t = _tracker_run([(1, 3, "out", cmd("GET", "k")), (2, 3, "in", b"$1\r\nv\r\n")], protocols=only_http)
     assert as_rows(t.store.scan("redis_events", None, None)) == []  # the table exists, empty

@@ -2,9 +2,10 @@
 
 The tracker asks every enabled protocol, in this order, whether a connection's first bytes look like
 its traffic; the first that says yes owns the connection. The order puts the strictest signatures
-first (HTTP's method/status line, MySQL's framed handshake, PostgreSQL's startup packet) and Redis
-last, whose request shape is the loosest. Protocols are enabled by default, as in Pixie, and can be
-switched off with ``PXTUI_ENABLE_<PROTO>_TRACING=0`` (Pixie's ``PX_STIRLING_ENABLE_<P>_TRACING``).
+first (NATS's INFO/CONNECT JSON, HTTP's method/status line, MySQL's framed handshake, PostgreSQL's
+startup packet, a DNS message that decodes whole) and Redis late, whose request shape is loose.
+Protocols are enabled by default, as in Pixie, and can be switched off with
+``PXTUI_ENABLE_<PROTO>_TRACING=0`` (Pixie's ``PX_STIRLING_ENABLE_<P>_TRACING``).
 """
 
 from __future__ import annotations
@@ -16,11 +17,19 @@ from typing import Any, Protocol
 
 from cluster import schemas
 from cluster.pem.data_stream import DataStream
+from cluster.pem.protocols.amqp.infer import infer as infer_amqp
+from cluster.pem.protocols.amqp.stitch import AmqpStitcher
+from cluster.pem.protocols.dns.infer import infer as infer_dns
+from cluster.pem.protocols.dns.stitch import DnsStitcher
 from cluster.pem.protocols.http.infer import MessageKind
 from cluster.pem.protocols.http.infer import infer as infer_http
 from cluster.pem.protocols.http.stitch import HttpStitcher
+from cluster.pem.protocols.mqtt.infer import infer as infer_mqtt
+from cluster.pem.protocols.mqtt.stitch import MqttStitcher
 from cluster.pem.protocols.mysql.infer import infer as infer_mysql
 from cluster.pem.protocols.mysql.stitch import MysqlStitcher
+from cluster.pem.protocols.nats.infer import infer as infer_nats
+from cluster.pem.protocols.nats.stitch import NatsStitcher
 from cluster.pem.protocols.pgsql.infer import infer as infer_pgsql
 from cluster.pem.protocols.pgsql.stitch import PgsqlStitcher
 from cluster.pem.protocols.redis.infer import infer as infer_redis
@@ -30,7 +39,12 @@ from cluster.pem.protocols.redis.stitch import RedisStitcher
 PROTOCOL_HTTP = schemas.PROTOCOL_HTTP
 PROTOCOL_MYSQL = 3
 PROTOCOL_PGSQL = 5
+PROTOCOL_DNS = 6
 PROTOCOL_REDIS = 7
+PROTOCOL_NATS = 8
+PROTOCOL_AMQP = 12
+# MQTT is not in the reference snapshot's traffic_protocol_t; 14 is the first value after kProtocolTLS.
+PROTOCOL_MQTT = 14
 
 
 class Stitcher(Protocol):
@@ -58,10 +72,15 @@ class ProtocolSpec:
 
 
 PROTOCOLS: tuple[ProtocolSpec, ...] = (
+    # NATS first: its client's "CONNECT {" would otherwise pass for an HTTP CONNECT request.
+    ProtocolSpec(PROTOCOL_NATS, "NATS", "nats_events.beta", infer_nats, lambda cap: NatsStitcher(body_cap=cap)),
     ProtocolSpec(PROTOCOL_HTTP, "HTTP", "http_events", infer_http, lambda cap: HttpStitcher(body_cap=cap)),
     ProtocolSpec(PROTOCOL_MYSQL, "MYSQL", "mysql_events", infer_mysql, lambda cap: MysqlStitcher()),
     ProtocolSpec(PROTOCOL_PGSQL, "PGSQL", "pgsql_events", infer_pgsql, lambda cap: PgsqlStitcher()),
+    ProtocolSpec(PROTOCOL_DNS, "DNS", "dns_events", infer_dns, lambda cap: DnsStitcher()),
     ProtocolSpec(PROTOCOL_REDIS, "REDIS", "redis_events", infer_redis, lambda cap: RedisStitcher()),
+    ProtocolSpec(PROTOCOL_AMQP, "AMQP", "amqp_events", infer_amqp, lambda cap: AmqpStitcher(body_cap=cap)),
+    ProtocolSpec(PROTOCOL_MQTT, "MQTT", "mqtt_events", infer_mqtt, lambda cap: MqttStitcher(body_cap=cap)),
 )
 BY_CODE: dict[int, ProtocolSpec] = {p.code: p for p in PROTOCOLS}
 

@@ -72,6 +72,8 @@ SYSCALL_NAMES: dict[int, str] = {
     46: "sendmsg",
     47: "recvmsg",
     288: "accept4",
+    299: "recvmmsg",
+    307: "sendmmsg",
 }
 
 # IPPROTO_* (from the sock tracepoints) -> SOCK_* for DataEvent.sock_type.
