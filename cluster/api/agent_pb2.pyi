@@ -60,7 +60,7 @@ class HeartbeatResponse(_message.Message):
     def __init__(self, known: _Optional[bool] = ...) -> None: ...
 
 class FragmentRequest(_message.Message):
-    __slots__ = ("query_id", "query_str", "exec_funcs", "now_ns", "plan_digest", "timeout_ms", "memory_budget_bytes")
+    __slots__ = ("query_id", "query_str", "exec_funcs", "now_ns", "plan_digest", "timeout_ms", "memory_budget_bytes", "redaction_mode")
     QUERY_ID_FIELD_NUMBER: _ClassVar[int]
     QUERY_STR_FIELD_NUMBER: _ClassVar[int]
     EXEC_FUNCS_FIELD_NUMBER: _ClassVar[int]
@@ -68,6 +68,7 @@ class FragmentRequest(_message.Message):
     PLAN_DIGEST_FIELD_NUMBER: _ClassVar[int]
     TIMEOUT_MS_FIELD_NUMBER: _ClassVar[int]
     MEMORY_BUDGET_BYTES_FIELD_NUMBER: _ClassVar[int]
+    REDACTION_MODE_FIELD_NUMBER: _ClassVar[int]
     query_id: str
     query_str: str
     exec_funcs: _containers.RepeatedCompositeFieldContainer[_vizier_pb2.FuncToExecute]
@@ -75,7 +76,8 @@ class FragmentRequest(_message.Message):
     plan_digest: str
     timeout_ms: int
     memory_budget_bytes: int
-    def __init__(self, query_id: _Optional[str] = ..., query_str: _Optional[str] = ..., exec_funcs: _Optional[_Iterable[_Union[_vizier_pb2.FuncToExecute, _Mapping]]] = ..., now_ns: _Optional[int] = ..., plan_digest: _Optional[str] = ..., timeout_ms: _Optional[int] = ..., memory_budget_bytes: _Optional[int] = ...) -> None: ...
+    redaction_mode: str
+    def __init__(self, query_id: _Optional[str] = ..., query_str: _Optional[str] = ..., exec_funcs: _Optional[_Iterable[_Union[_vizier_pb2.FuncToExecute, _Mapping]]] = ..., now_ns: _Optional[int] = ..., plan_digest: _Optional[str] = ..., timeout_ms: _Optional[int] = ..., memory_budget_bytes: _Optional[int] = ..., redaction_mode: _Optional[str] = ...) -> None: ...
 
 class FragmentResult(_message.Message):
     __slots__ = ("part", "error", "done")
@@ -88,16 +90,18 @@ class FragmentResult(_message.Message):
     def __init__(self, part: _Optional[_Union[StreamPart, _Mapping]] = ..., error: _Optional[_Union[_vizier_pb2.QueryError, _Mapping]] = ..., done: _Optional[_Union[FragmentDone, _Mapping]] = ...) -> None: ...
 
 class StreamPart(_message.Message):
-    __slots__ = ("stream", "ipc", "num_rows", "metadata")
+    __slots__ = ("stream", "ipc", "num_rows", "metadata", "ip_metadata")
     STREAM_FIELD_NUMBER: _ClassVar[int]
     IPC_FIELD_NUMBER: _ClassVar[int]
     NUM_ROWS_FIELD_NUMBER: _ClassVar[int]
     METADATA_FIELD_NUMBER: _ClassVar[int]
+    IP_METADATA_FIELD_NUMBER: _ClassVar[int]
     stream: str
     ipc: bytes
     num_rows: int
     metadata: bool
-    def __init__(self, stream: _Optional[str] = ..., ipc: _Optional[bytes] = ..., num_rows: _Optional[int] = ..., metadata: _Optional[bool] = ...) -> None: ...
+    ip_metadata: bool
+    def __init__(self, stream: _Optional[str] = ..., ipc: _Optional[bytes] = ..., num_rows: _Optional[int] = ..., metadata: _Optional[bool] = ..., ip_metadata: _Optional[bool] = ...) -> None: ...
 
 class FragmentDone(_message.Message):
     __slots__ = ("exec_ns", "rows", "bytes")

@@ -195,6 +195,11 @@ class LocalMetadata:
                     return record
         return None  # container_id, deployment_*, replicaset_*: a bare host has none
 
+    def ip_records(self) -> list[tuple[str, dict[str, str]]]:
+        """(ip, the pod's ENTITY_ATTRS) for every address of every namespaced pod: shipped with query
+        fragments so that Kelvin, which has no /proc of this node, resolves IPs to pods too."""
+        return [(ip, self._netns_record(pod)) for pod in self.netns.pods() for ip in pod.addresses.ips]
+
     def _netns_record(self, pod: NetnsPod) -> dict[str, str]:
         return {
             **self._netns_attrs(pod),

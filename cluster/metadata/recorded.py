@@ -2,9 +2,9 @@
 
 With no agent and no /proc to ask, every look-up is a join against the snapshot (one row per upid).
 Entity look-ups (pod_id -> node, service_name -> namespace, ...) are answered from the same rows,
-since a pod's attributes are the same whichever of its processes is asked. IP look-ups give ""
-(unknown): the snapshot keeps processes, not addresses, and "" is what Pixie says for an IP it
-does not know.
+since a pod's attributes are the same whichever of its processes is asked. IP look-ups are answered from
+the agent's pod addresses when it sent them (live queries), else give "" (unknown: a recording keeps
+processes, not addresses), which is what Pixie says for an IP it does not know.
 """
 
 from __future__ import annotations
@@ -19,8 +19,10 @@ from cluster.store.recording import METADATA_ATTRS
 class RecordedMetadata:
     """A MetadataSource and EntityMetadataSource (cluster.pxl.sources) over a metadata snapshot."""
 
-    def __init__(self, snapshot: pa.Table, hostname: str):
+    def __init__(self, snapshot: pa.Table, hostname: str, ips: pa.Table | None = None):
+        """``ips``: optional (ip, then entity attributes) rows, one per pod address the agent knew."""
         self._hostname = hostname
+        self._ips = ips.combine_chunks() if ips is not None and ips.num_rows else None
         # The same upid recorded by two agents would be a bug upstream; keep the first.
         upids = snapshot.column("upid").combine_chunks().cast(UINT128)
         _, first = _first_index(upids)
@@ -42,6 +44,9 @@ class RecordedMetadata:
     def entity_attr(self, key: str, attr: str, values: pa.Array) -> pa.Array:
         if isinstance(values, pa.ChunkedArray):
             values = values.combine_chunks()
+        if key == "ip" and self._ips is not None and attr in self._ips.column_names:
+            idx = pc.index_in(values.cast(pa.string()), value_set=self._ips.column("ip").combine_chunks())
+            return pc.fill_null(self._ips.column(attr).combine_chunks().take(idx), "")
         if key not in METADATA_ATTRS or attr not in METADATA_ATTRS:
             return pa.array([""] * len(values), pa.string())
         keys, rows = self._entity_index(key)

@@ -23,6 +23,7 @@ from cluster.api import agent_pb2 as apb
 from cluster.api import agent_pb2_grpc as apb_grpc
 from cluster.api import vizier_pb2 as pb
 from cluster.auth.e2e import E2EError, seal
+from cluster.auth.redaction import redacting_batches
 from cluster.pem.agent import PemStatus
 from cluster.pxl.errors import MemoryBudget, PxlDeadlineError, PxlResourceError
 from cluster.pxl.planner import DistributedPlan, pem_tables, plan
@@ -64,15 +65,19 @@ def compile_schemas(store: TableStore) -> dict[str, pa.Schema]:
 
 
 class _PresentTables:
-    """The store, where a table this agent does not hold simply has no rows."""
+    """The store, where a table this agent does not hold simply has no rows, and whose batches are
+    redacted for the client's data access mode before any operator sees them (as Pixie places it),
+    so a body copied into a column of another name is redacted too."""
 
-    def __init__(self, store: TableStore) -> None:
+    def __init__(self, store: TableStore, mode: str = "full") -> None:
         self.store = store
+        self.mode = mode
 
     def scan(self, table: str, start_ns: int | None, end_ns: int | None) -> Iterator[pa.RecordBatch]:
         if table not in self.store.names():
             return iter(())
-        return self.store.scan(table, start_ns, end_ns)
+        batches = self.store.scan(table, start_ns, end_ns)
+        return batches if self.mode == "full" else redacting_batches(batches, self.mode)
 
 
 def status_to_pb(st: PemStatus) -> pb.AgentStatus:
@@ -105,6 +110,17 @@ def _upids(table: pa.Table) -> list[pa.Array]:
     return out
 
 
+def ip_table(metadata: object) -> pa.Table | None:
+    """The agent's pod addresses as a table (ip, attributes...), when its metadata knows any."""
+    records = getattr(metadata, "ip_records", lambda: [])()
+    if not records:
+        return None
+    names = list(records[0][1])
+    cols = {"ip": [ip for ip, _ in records]}
+    cols.update({n: [r.get(n, "") for _, r in records] for n in names})
+    return pa.table({k: pa.array(v, pa.string()) for k, v in cols.items()})
+
+
 class AgentService(apb_grpc.AgentServiceServicer):
     def __init__(self, backend: AgentBackend, memory_budget: int = DEFAULT_MEMORY_BUDGET) -> None:
         self.backend = backend
@@ -133,7 +149,8 @@ class AgentService(apb_grpc.AgentServiceServicer):
         rows = nbytes = 0
         upids: list[pa.Array] = []
         try:
-            for stream, table in pem_tables(dplan, _PresentTables(store), self.backend.metadata,
+            tables = _PresentTables(store, request.redaction_mode or "full")
+            for stream, table in pem_tables(dplan, tables, self.backend.metadata,
                                             deadline=time.monotonic() + timeout, budget=budget):
                 upids += _upids(table)
                 for payload, n in ipc_chunks(table):
@@ -149,10 +166,17 @@ class AgentService(apb_grpc.AgentServiceServicer):
         except pxl.PxlRuntimeError as e:
             yield _error(pb.QueryError.RUNTIME, str(e))
             return
+        except ValueError as e:  # an unknown redaction mode: refuse rather than return raw rows
+            yield _error(pb.QueryError.RUNTIME, str(e))
+            return
         if upids:
             snapshot = metadata_snapshot(self.backend.metadata, upids)
             for payload, n in ipc_chunks(snapshot):
                 yield apb.FragmentResult(part=apb.StreamPart(ipc=payload, num_rows=n, metadata=True))
+        ips = ip_table(self.backend.metadata)
+        if ips is not None:
+            for payload, n in ipc_chunks(ips):
+                yield apb.FragmentResult(part=apb.StreamPart(ipc=payload, num_rows=n, ip_metadata=True))
         yield apb.FragmentResult(done=apb.FragmentDone(exec_ns=time.perf_counter_ns() - t0, rows=rows,
                                                        bytes=nbytes))
 

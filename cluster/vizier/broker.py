@@ -87,7 +87,7 @@ class Broker(pb_grpc.VizierServiceServicer):
         t1 = time.perf_counter_ns()
         future = self._pool.submit(self.dispatcher.run, query, request.query_str, funcs,
                                    deadline=time.monotonic() + timeout, memory_budget=self.memory_budget,
-                                   vizier=self.vizier_info)
+                                   vizier=self.vizier_info, redaction_mode=api_key.mode)
         warnings: list[str] = []
         try:
             outputs, warnings = future.result(timeout=timeout)
@@ -149,8 +149,12 @@ class Broker(pb_grpc.VizierServiceServicer):
     def RecordTables(
         self, request: pb.RecordTablesRequest, context: grpc.ServicerContext
     ) -> Iterator[pb.RecordTablesResponse]:
-        """Every agent's rows and metadata snapshot, relayed as the agents seal them for the client."""
-        self._authenticate(context)
+        """Every agent's rows and metadata snapshot, relayed as the agents seal them for the client.
+        Only for keys with full access: the agents seal raw tables, which no one between could redact."""
+        api_key = self._authenticate(context)
+        if api_key.mode != "full":
+            context.abort(grpc.StatusCode.PERMISSION_DENIED, f"recording needs an API key with full data access; "
+                          f"this key's mode is {api_key.mode!r} (pxtui api-key create --mode full)")
         try:
             seal(bytes(request.client_public_key), b"")
         except E2EError as e:

@@ -28,6 +28,7 @@ from cluster.pxl.errors import MemoryBudget
 from cluster.pxl.planner import AgentsMetadata, DistributedPlan, plan, run_kelvin_tables
 from cluster.pxl.sources import MetadataSource, VizierInfo
 from cluster.pxl.vis import FuncToExecute
+from cluster.store.recording import METADATA_SCHEMA
 from cluster.vizier.agents import Agent, AgentRegistry
 from cluster.vizier.ipc import read_ipc
 
@@ -52,6 +53,7 @@ class AgentShare:
     agent: Agent
     streams: dict[str, list[pa.Table]] = field(default_factory=dict)
     metadata: list[pa.Table] = field(default_factory=list)
+    ips: list[pa.Table] = field(default_factory=list)
     error: pb.QueryError | None = None
     failure: str = ""  # transport failure: the agent is missing from the result
     rows: int = 0
@@ -70,7 +72,7 @@ class Dispatcher:
         self._pool = concurrent.futures.ThreadPoolExecutor(max_workers=max_parallel, thread_name_prefix="dispatch")
 
     def run(self, query: ir.CompiledQuery, query_str: str, funcs: Sequence[FuncToExecute], *,
-            deadline: float, memory_budget: int, vizier: VizierInfo,
+            deadline: float, memory_budget: int, vizier: VizierInfo, redaction_mode: str = "full",
             ) -> tuple[list[tuple[str, pa.Table]], list[str]]:
         """(output tables, warnings) or QueryFailed."""
         dplan = plan(query)
@@ -78,7 +80,7 @@ class Dispatcher:
         shares: list[AgentShare] = []
         if dplan.pem:
             agents = self._agents_to_ask(warnings)
-            shares = self._fan_out(dplan, query_str, funcs, agents, deadline, memory_budget)
+            shares = self._fan_out(dplan, query_str, funcs, agents, deadline, memory_budget, redaction_mode)
             for share in shares:
                 if share.error is not None:
                     raise QueryFailed(share.error.kind, f"{_describe(share.agent)}: {share.error.message}",
@@ -109,7 +111,8 @@ class Dispatcher:
         return agents
 
     def _fan_out(self, dplan: DistributedPlan, query_str: str, funcs: Sequence[FuncToExecute],
-                 agents: list[Agent], deadline: float, memory_budget: int) -> list[AgentShare]:
+                 agents: list[Agent], deadline: float, memory_budget: int, redaction_mode: str
+                 ) -> list[AgentShare]:
         total = max(deadline - time.monotonic(), 0.05)
         agent_deadline = time.monotonic() + total * (1 - KELVIN_SHARE)
         request = apb.FragmentRequest(
@@ -119,6 +122,7 @@ class Dispatcher:
                         for f in funcs],
             now_ns=dplan.kelvin.now_ns, plan_digest=plan_digest(dplan),
             timeout_ms=max(int((agent_deadline - time.monotonic()) * 1000), 1), memory_budget_bytes=memory_budget,
+            redaction_mode=redaction_mode,
         )
         futures = [self._pool.submit(self._ask, a, request, agent_deadline) for a in agents]
         return [f.result() for f in futures]
@@ -136,6 +140,8 @@ class Dispatcher:
                     table = read_ipc(res.part.ipc)
                     if res.part.metadata:
                         share.metadata.append(table)
+                    elif res.part.ip_metadata:
+                        share.ips.append(table)
                     else:
                         share.streams.setdefault(res.part.stream, []).append(table)
                         share.rows += table.num_rows
@@ -163,8 +169,10 @@ class Dispatcher:
         """Per agent, the snapshot of the processes its rows mention; then the cluster's own source."""
         sources: list[MetadataSource | None] = []
         for share in shares:
-            if share.metadata and not share.failure:
-                sources.append(RecordedMetadata(pa.concat_tables(share.metadata), share.agent.hostname))
+            if (share.metadata or share.ips) and not share.failure:
+                snapshot = pa.concat_tables(share.metadata) if share.metadata else METADATA_SCHEMA.empty_table()
+                ips = pa.concat_tables(share.ips) if share.ips else None
+                sources.append(RecordedMetadata(snapshot, share.agent.hostname, ips))
         if self.cluster_metadata is not None:
             sources.append(self.cluster_metadata)
         return AgentsMetadata(sources) if sources else None
