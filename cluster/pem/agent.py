@@ -44,6 +44,8 @@ class PemConfig:
     #: (index, count) by pid, and/or only the processes of the PEM's own network namespace
     node_share: tuple[int, int] | None = None
     netns_only: bool = False
+    #: metadata from the Kubernetes API (in-cluster service account) instead of this host's /proc
+    kubernetes: bool = False
 
 
 @dataclass(frozen=True)
@@ -79,15 +81,16 @@ class Pem:
         self.hostname = socket.gethostname()
         self.store = TableStore(self.config.table_max_bytes)
         self.processes = ProcessCache(self.config.asid)
-        self.metadata = LocalMetadata(self.processes, self.hostname)
+        self.metadata = (
+            self._kubernetes_metadata() if self.config.kubernetes else LocalMetadata(self.processes, self.hostname)
+        )
         self.tracker = ConnTracker(
             self.store,
             self.processes,
             body_cap=self.config.body_cap,
             conn_stats_period_s=self.config.conn_stats_period_s,
         )
-        self.node_filter = NodeFilter(self.config.node_share,
-                                      netns_inode() if self.config.netns_only else None)
+        self.node_filter = NodeFilter(self.config.node_share, netns_inode() if self.config.netns_only else None)
         self.tracer = None
         self.connectors: list[SourceConnector] = []
         self.connector_errors: dict[str, str] = {}
@@ -95,19 +98,37 @@ class Pem:
         self._stop = threading.Event()
         self._house: threading.Thread | None = None
 
+    def _kubernetes_metadata(self):  # type: ignore[no-untyped-def]
+        """Pods, services and the rest from the API server; a upid resolves through its container id
+        (from the process's cgroup), as Pixie's PEM resolves it."""
+        from cluster.metadata.k8s.source import KubernetesMetadata
+
+        def container_of(upid: bytes) -> str | None:
+            info = self.processes.by_upid(upid)
+            return info.container_id or None if info is not None else None
+
+        def cmdline_of(upid: bytes) -> str:
+            info = self.processes.by_upid(upid)
+            return info.cmdline if info is not None else ""
+
+        return KubernetesMetadata.in_cluster(
+            resolver=container_of, cmdline=cmdline_of, hostname=os.environ.get("NODE_NAME") or self.hostname
+        )
+
     def start(self) -> None:
         """Load the eBPF probes (3-5 s: BCC compiles every time) and start collecting.
         Raises BpfUnavailable with the reason when the kernel side cannot load."""
         from cluster.pem.sources.socket_tracer import SocketTracer
 
-        self.tracer = SocketTracer(self.node_filter.wrap(self.tracker.handle),
-                                   max_msg_bytes=self.config.max_msg_bytes)
+        self.tracer = SocketTracer(self.node_filter.wrap(self.tracker.handle), max_msg_bytes=self.config.max_msg_bytes)
         try:
             self.tracer.start()
         except Exception as e:
             self.error = str(e)
             self.tracer = None
             raise
+        if self.config.kubernetes:
+            self.metadata.start()
         self._start_connectors()
         self._house = threading.Thread(target=self._housekeeping, name="pem-housekeeping", daemon=True)
         self._house.start()
@@ -178,6 +199,8 @@ class Pem:
             except Exception:
                 log.exception("source connector %s failed to stop", conn.name)
         self.connectors = []
+        if self.config.kubernetes:
+            self.metadata.stop()
         if self.tracer is not None:
             self.tracer.stop()
             self.tracer = None

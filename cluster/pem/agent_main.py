@@ -148,7 +148,7 @@ def start_agent(
 
     replayed = ReplayBackend(replay, hostname) if replay else backend
     agent_id = replayed.agent_id if replayed else str(uuid.uuid4())  # a given backend keeps its own id
-    name = hostname or (replayed.hostname if replayed else socket.gethostname())
+    name = hostname or (replayed.hostname if replayed else os.environ.get("NODE_NAME") or socket.gethostname())
     created = time.time_ns()
     backend_ref: list[AgentBackend] = []
 
@@ -195,7 +195,7 @@ def start_agent(
     return RunningAgent(server, link, backend, address, stop_backend)
 
 
-def main(argv: list[str] | None = None) -> int:
+def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="pxtui agent", description=__doc__)
     p.add_argument("--broker", default=os.environ.get("PXTUI_BROKER", "127.0.0.1:51400"))
     p.add_argument("--listen", default=os.environ.get("PXTUI_AGENT_LISTEN", "127.0.0.1:0"))
@@ -217,6 +217,12 @@ def main(argv: list[str] | None = None) -> int:
         help="own every N-th process of this host by pid (a simulated node; see node_filter.py)",
     )
     p.add_argument("--netns-only", action="store_true", help="own only the processes of this network namespace")
+    p.add_argument("--kubernetes", action="store_true", help="metadata from the Kubernetes API (in a cluster)")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = build_parser()
     a = p.parse_args(argv)
     share = None
     if a.node_share:

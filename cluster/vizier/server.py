@@ -39,6 +39,7 @@ def serve(
     embedded_pem: PemConfig | None,
     extra_listen: tuple[str, ...] = (),
     heartbeat_s: float = 1.0,
+    kubernetes: bool = False,
     default_timeout_s: float = DEFAULT_TIMEOUT_S,
     memory_budget: int = 512 << 20,
     ready: threading.Event | None = None,
@@ -49,7 +50,17 @@ def serve(
     signing_key = load_or_create_key(paths.signing_key_file())
     tokens = ServiceTokens(signing_key, issuer="pxtui-broker")
     registry = AgentRegistry(heartbeat_interval_s=heartbeat_s)
-    dispatcher = Dispatcher(registry, TokenSource(tokens, PEM_AUDIENCE))
+    cluster_metadata = None
+    if kubernetes:  # Kelvin's look-ups of pods, services and IPs the agents' snapshots do not hold
+        from cluster.metadata.k8s.source import KubernetesMetadata
+
+        try:
+            cluster_metadata = KubernetesMetadata.in_cluster()
+            cluster_metadata.start()
+        except Exception as e:
+            print(f"pxtui vizier: cannot reach the Kubernetes API: {e}", file=sys.stderr)
+            return 1
+    dispatcher = Dispatcher(registry, TokenSource(tokens, PEM_AUDIENCE), cluster_metadata=cluster_metadata)
     broker = Broker(registry, dispatcher, keys, default_timeout_s=default_timeout_s, memory_budget=memory_budget)
     server = grpc.server(
         futures.ThreadPoolExecutor(max_workers=16, thread_name_prefix="grpc"),
@@ -103,12 +114,14 @@ def serve(
     server.stop(grace=2).wait()
     dispatcher.close()
     registry.close()
+    if cluster_metadata is not None:
+        cluster_metadata.stop()
     for f in (paths.pid_file(), paths.addr_file()):
         f.unlink(missing_ok=True)
     return 0
 
 
-def main(argv: list[str] | None = None, *, embedded_default: bool = False) -> int:
+def build_parser(embedded_default: bool = False) -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="pxtui vizier", description=__doc__)
     p.add_argument("--addr", "--listen", dest="addr", default=os.environ.get("PXTUI_VIZIER_LISTEN", paths.DEFAULT_ADDR))
     p.add_argument(
@@ -123,10 +136,15 @@ def main(argv: list[str] | None = None, *, embedded_default: bool = False) -> in
     p.add_argument("--body-cap", type=int, default=int(os.environ.get("PXTUI_BODY_CAP", "512")))
     p.add_argument("--table-max-mb", type=int, default=256)
     p.add_argument("--conn-stats-period", type=float, default=10.0)
+    p.add_argument("--kubernetes", action="store_true", help="metadata from the Kubernetes API (in a cluster)")
     p.add_argument("--heartbeat", type=float, default=1.0, help="agent heartbeat interval, seconds")
     p.add_argument("--timeout", type=float, default=DEFAULT_TIMEOUT_S, help="default query deadline, seconds")
     p.add_argument("--memory-budget-mb", type=int, default=512, help="per query and executor")
-    a = p.parse_args(argv)
+    return p
+
+
+def main(argv: list[str] | None = None, *, embedded_default: bool = False) -> int:
+    a = build_parser(embedded_default).parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     cfg = (
         PemConfig(

@@ -164,8 +164,16 @@ def test_container_commands_and_downward_api(objs: list[dict[str, Any]]) -> None
     argv = [expand(a, kubelet_env) for a in pem["command"] + pem["args"]]
     assert argv == [
         "pxtui", "agent", "--broker", "pxtui-vizier.pxtui.svc:51400", "--listen", "0.0.0.0:51401",
-        "--advertise", "10.1.2.3:51401",
+        "--advertise", "10.1.2.3:51401", "--kubernetes",
     ]  # fmt: skip
+    # and the processes accept them: the roles' own argument parsers
+    from cluster.pem.agent_main import build_parser as agent_parser
+    from cluster.vizier.server import build_parser as vizier_parser
+
+    a = agent_parser().parse_args(argv[2:])
+    assert a.kubernetes and a.advertise == "10.1.2.3:51401" and a.broker == "pxtui-vizier.pxtui.svc:51400"
+    v = vizier_parser().parse_args(vizier["args"][1:])
+    assert v.kubernetes and v.addr == "0.0.0.0:51400" and not v.embedded_pem
 
 
 def test_state_dir_is_a_subdirectory_of_an_empty_dir(objs: list[dict[str, Any]]) -> None:
