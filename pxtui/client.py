@@ -82,12 +82,15 @@ class VizierClient:
     def _metadata(self) -> list[tuple[str, str]]:
         return [(API_KEY_HEADER, self.api_key)] if self.api_key else []
 
-    def execute(self, pxl: str, funcs: list[FuncToExecute] | None = None, name: str = "") -> ScriptResult:
+    def execute(self, pxl: str, funcs: list[FuncToExecute] | None = None, name: str = "",
+                timeout_ms: int = 0) -> ScriptResult:
+        """``timeout_ms``: this query's deadline on the Vizier (0: the Vizier's default)."""
         key = new_client_key()
         req = pb.ExecuteScriptRequest(
             query_str=pxl,
             client_public_key=public_bytes(key),
             script_name=name,
+            timeout_ms=timeout_ms,
             exec_funcs=[
                 pb.FuncToExecute(
                     func_name=f.name,

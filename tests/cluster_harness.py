@@ -10,23 +10,61 @@ from __future__ import annotations
 import contextlib
 import secrets
 import threading
+import time
+import uuid
 from collections.abc import Iterator, Sequence
 from concurrent import futures
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import grpc
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from cluster.api import agent_pb2_grpc as apb_grpc
 from cluster.api import vizier_pb2_grpc as pb_grpc
 from cluster.auth.api_keys import ApiKeyStore
 from cluster.auth.service_auth import PEM_AUDIENCE, ServiceAuthInterceptor, TokenSource
 from cluster.auth.service_tokens import ServiceTokens
+from cluster.metadata.recorded import RecordedMetadata
+from cluster.pem.agent import PemStatus
 from cluster.pem.agent_main import RunningAgent, start_agent
 from cluster.pem.agent_server import AgentBackend
+from cluster.store.table_store import TableStore
 from cluster.vizier.agents import GRPC_OPTIONS, AgentRegistry
 from cluster.vizier.broker import Broker
 from cluster.vizier.dispatch import Dispatcher
+
+
+class StoreBackend:
+    """An agent's data side over given tables and a metadata snapshot (what a PEM or a replay offers)."""
+
+    def __init__(self, tables: dict[str, pa.Table], metadata: pa.Table, hostname: str, asid: int = 0) -> None:
+        self.agent_id = str(uuid.uuid4())
+        self.hostname = hostname
+        self.asid = asid
+        self.started_ns = time.time_ns()
+        self.store = TableStore(default_max_bytes=1 << 62)
+        for name, table in tables.items():
+            self.store.create(name, table.schema)
+            if table.num_rows:
+                self.store.append(name, table)
+        self.metadata = RecordedMetadata(metadata, hostname)
+
+    def status(self) -> PemStatus:
+        return PemStatus(self.agent_id, self.asid, self.hostname, "AGENT_STATE_HEALTHY", ["test"], "exact", 0, 0, 0,
+                         0, self.store.stats(), "")
+
+
+def split_rows(tables: dict[str, pa.Table], n: int) -> list[dict[str, pa.Table]]:
+    """Every table's rows dealt round-robin to n agents (each keeps the rows' time order)."""
+    parts: list[dict[str, pa.Table]] = [{} for _ in range(n)]
+    for name, table in tables.items():
+        idx = pa.array(range(table.num_rows), pa.int64())
+        deal = pc.subtract(idx, pc.multiply(pc.divide(idx, n), n))  # idx mod n (integer division)
+        for i in range(n):
+            parts[i][name] = table.filter(pc.equal(deal, i))
+    return parts
 
 
 @dataclass
