@@ -498,10 +498,12 @@ main.add_command(k8s_deploy)
 main.add_command(k8s_delete)
 
 from pxtui.cli_cluster import agent as agent_command  # noqa: E402
+from pxtui.cli_cluster import kelvin as kelvin_command  # noqa: E402
 from pxtui.cli_cluster import vizier as vizier_command  # noqa: E402
 
 main.add_command(vizier_command)
 main.add_command(agent_command)
+main.add_command(kelvin_command)
 
 if __name__ == "__main__":
     main()

@@ -1,4 +1,4 @@
-"""`pxtui vizier` and `pxtui agent`: the server roles, for clusters and simulated clusters.
+"""`pxtui vizier`, `pxtui agent` and `pxtui kelvin`: the server roles, for clusters and simulated ones.
 
 Their options are the roles' own (argparse in cluster.vizier.server and cluster.pem.agent_main), so
 a container's command line and `pxtui agent --help` always agree with what the process accepts.
@@ -28,5 +28,14 @@ def vizier(ctx: click.Context) -> None:
 def agent(ctx: click.Context) -> None:
     """Run a PEM that joins a broker: `pxtui agent --broker ADDR`. See `pxtui agent --help`."""
     from cluster.pem.agent_main import main
+
+    sys.exit(main(list(ctx.args)))
+
+
+@click.command(context_settings=PASS_THROUGH, add_help_option=False)
+@click.pass_context
+def kelvin(ctx: click.Context) -> None:
+    """Run a Kelvin (merges query results) that joins a broker: `pxtui kelvin --broker ADDR`."""
+    from cluster.vizier.kelvin import main
 
     sys.exit(main(list(ctx.args)))

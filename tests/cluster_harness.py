@@ -24,7 +24,7 @@ import pyarrow.compute as pc
 from cluster.api import agent_pb2_grpc as apb_grpc
 from cluster.api import vizier_pb2_grpc as pb_grpc
 from cluster.auth.api_keys import ApiKeyStore
-from cluster.auth.service_auth import PEM_AUDIENCE, ServiceAuthInterceptor, TokenSource
+from cluster.auth.service_auth import KELVIN_AUDIENCE, PEM_AUDIENCE, ServiceAuthInterceptor, TokenSource
 from cluster.auth.service_tokens import ServiceTokens
 from cluster.metadata.recorded import RecordedMetadata
 from cluster.pem.agent import PemStatus
@@ -34,6 +34,7 @@ from cluster.store.table_store import TableStore
 from cluster.vizier.agents import GRPC_OPTIONS, AgentRegistry
 from cluster.vizier.broker import Broker
 from cluster.vizier.dispatch import Dispatcher
+from cluster.vizier.kelvin import RunningKelvin, start_kelvin
 
 
 class StoreBackend:
@@ -75,18 +76,28 @@ class Cluster:
     registry: AgentRegistry
     broker: Broker
     agents: list[RunningAgent] = field(default_factory=list)
+    kelvins: list[RunningKelvin] = field(default_factory=list)
 
     def client(self):  # type: ignore[no-untyped-def]
         from pxtui.client import VizierClient
 
         return VizierClient(self.addr, self.api_key)
 
+    def add_kelvin(self, hostname: str) -> RunningKelvin:
+        kelvin = start_kelvin(self.addr, listen="127.0.0.1:0", advertise=None, signing_key=self.signing_key,
+                              hostname=hostname, register_timeout=10)
+        self.kelvins.append(kelvin)
+        self.registry.wait_for(lambda s: sum(a.kelvin and st == "AGENT_STATE_HEALTHY" for a, st in s)
+                               >= len(self.kelvins), timeout=10)
+        return kelvin
+
     def add_agent(self, backend: AgentBackend, asid: int = 0) -> RunningAgent:
         agent = start_agent(self.addr, listen="127.0.0.1:0", advertise=None, signing_key=self.signing_key,
                             backend=backend, asid=asid, register_timeout=10)
         self.agents.append(agent)
         n = len(self.agents)
-        self.registry.wait_for(lambda s: sum(st == "AGENT_STATE_HEALTHY" for _, st in s) >= n, timeout=10)
+        self.registry.wait_for(lambda s: sum(st == "AGENT_STATE_HEALTHY" and not a.kelvin for a, st in s) >= n,
+                               timeout=10)
         return agent
 
 
@@ -98,7 +109,8 @@ def running_cluster(tmp: Path, backends: Sequence[AgentBackend] = (), *, heartbe
     signing_key = secrets.token_bytes(32)
     tokens = ServiceTokens(signing_key, issuer="pxtui-broker")
     registry = AgentRegistry(heartbeat_interval_s=heartbeat_s)
-    dispatcher = Dispatcher(registry, TokenSource(tokens, PEM_AUDIENCE))
+    dispatcher = Dispatcher(registry, TokenSource(tokens, PEM_AUDIENCE),
+                            kelvin_tokens=TokenSource(tokens, KELVIN_AUDIENCE))
     broker = Broker(registry, dispatcher, keys, default_timeout_s=timeout_s, memory_budget=memory_budget)
     server = grpc.server(futures.ThreadPoolExecutor(max_workers=16), interceptors=[ServiceAuthInterceptor(tokens)],
                          options=GRPC_OPTIONS)
@@ -112,7 +124,7 @@ def running_cluster(tmp: Path, backends: Sequence[AgentBackend] = (), *, heartbe
             cluster.add_agent(b)
         yield cluster
     finally:
-        stoppers = [threading.Thread(target=a.stop) for a in cluster.agents]
+        stoppers = [threading.Thread(target=a.stop) for a in [*cluster.agents, *cluster.kelvins]]
         for t in stoppers:
             t.start()
         for t in stoppers:

@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 from cluster.api import vizier_pb2 as cluster_dot_api_dot_vizier__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x17\x63luster/api/agent.proto\x12\x0bpxtui.agent\x1a\x18\x63luster/api/vizier.proto\"\xbf\x01\n\x0fRegisterRequest\x12\x10\n\x08\x61gent_id\x18\x01 \x01(\t\x12\x0f\n\x07\x61\x64\x64ress\x18\x02 \x01(\t\x12\x10\n\x08hostname\x18\x03 \x01(\t\x12\x0c\n\x04\x61sid\x18\x04 \x01(\x03\x12&\n\x06status\x18\x05 \x01(\x0b\x32\x16.pxtui.api.AgentStatus\x12\x16\n\x0e\x63reate_time_ns\x18\x06 \x01(\x03\x12)\n\x07schemas\x18\x07 \x03(\x0b\x32\x18.pxtui.agent.TableSchema\"1\n\x0bTableSchema\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x14\n\x0c\x61rrow_schema\x18\x02 \x01(\x0c\">\n\x10RegisterResponse\x12\x0c\n\x04\x61sid\x18\x01 \x01(\x03\x12\x1c\n\x14heartbeat_interval_s\x18\x02 \x01(\x01\"\x84\x01\n\x10HeartbeatRequest\x12\x10\n\x08\x61gent_id\x18\x01 \x01(\t\x12\x0b\n\x03seq\x18\x02 \x01(\x03\x12&\n\x06status\x18\x03 \x01(\x0b\x32\x16.pxtui.api.AgentStatus\x12)\n\x07schemas\x18\x04 \x03(\x0b\x32\x18.pxtui.agent.TableSchema\"\"\n\x11HeartbeatResponse\x12\r\n\x05known\x18\x01 \x01(\x08\"\xd2\x01\n\x0f\x46ragmentRequest\x12\x10\n\x08query_id\x18\x01 \x01(\t\x12\x11\n\tquery_str\x18\x02 \x01(\t\x12,\n\nexec_funcs\x18\x03 \x03(\x0b\x32\x18.pxtui.api.FuncToExecute\x12\x0e\n\x06now_ns\x18\x04 \x01(\x03\x12\x13\n\x0bplan_digest\x18\x05 \x01(\t\x12\x12\n\ntimeout_ms\x18\x06 \x01(\x03\x12\x1b\n\x13memory_budget_bytes\x18\x07 \x01(\x03\x12\x16\n\x0eredaction_mode\x18\x08 \x01(\t\"\x96\x01\n\x0e\x46ragmentResult\x12\'\n\x04part\x18\x01 \x01(\x0b\x32\x17.pxtui.agent.StreamPartH\x00\x12&\n\x05\x65rror\x18\x02 \x01(\x0b\x32\x15.pxtui.api.QueryErrorH\x00\x12)\n\x04\x64one\x18\x03 \x01(\x0b\x32\x19.pxtui.agent.FragmentDoneH\x00\x42\x08\n\x06result\"b\n\nStreamPart\x12\x0e\n\x06stream\x18\x01 \x01(\t\x12\x0b\n\x03ipc\x18\x02 \x01(\x0c\x12\x10\n\x08num_rows\x18\x03 \x01(\x03\x12\x10\n\x08metadata\x18\x04 \x01(\x08\x12\x13\n\x0bip_metadata\x18\x05 \x01(\x08\"<\n\x0c\x46ragmentDone\x12\x0f\n\x07\x65xec_ns\x18\x01 \x01(\x03\x12\x0c\n\x04rows\x18\x02 \x01(\x03\x12\r\n\x05\x62ytes\x18\x03 \x01(\x03\x32\xa4\x01\n\rAgentRegistry\x12G\n\x08Register\x12\x1c.pxtui.agent.RegisterRequest\x1a\x1d.pxtui.agent.RegisterResponse\x12J\n\tHeartbeat\x12\x1d.pxtui.agent.HeartbeatRequest\x1a\x1e.pxtui.agent.HeartbeatResponse2\xf6\x01\n\x0c\x41gentService\x12O\n\x10\x45xecuteFragments\x12\x1c.pxtui.agent.FragmentRequest\x1a\x1b.pxtui.agent.FragmentResult0\x01\x12\x42\n\x0eGetAgentStatus\x12\x18.pxtui.api.StatusRequest\x1a\x16.pxtui.api.AgentStatus\x12Q\n\x0cRecordTables\x12\x1e.pxtui.api.RecordTablesRequest\x1a\x1f.pxtui.api.RecordTablesResponse0\x01\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x17\x63luster/api/agent.proto\x12\x0bpxtui.agent\x1a\x18\x63luster/api/vizier.proto\"\xcf\x01\n\x0fRegisterRequest\x12\x10\n\x08\x61gent_id\x18\x01 \x01(\t\x12\x0f\n\x07\x61\x64\x64ress\x18\x02 \x01(\t\x12\x10\n\x08hostname\x18\x03 \x01(\t\x12\x0c\n\x04\x61sid\x18\x04 \x01(\x03\x12&\n\x06status\x18\x05 \x01(\x0b\x32\x16.pxtui.api.AgentStatus\x12\x16\n\x0e\x63reate_time_ns\x18\x06 \x01(\x03\x12)\n\x07schemas\x18\x07 \x03(\x0b\x32\x18.pxtui.agent.TableSchema\x12\x0e\n\x06kelvin\x18\x08 \x01(\x08\"1\n\x0bTableSchema\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x14\n\x0c\x61rrow_schema\x18\x02 \x01(\x0c\">\n\x10RegisterResponse\x12\x0c\n\x04\x61sid\x18\x01 \x01(\x03\x12\x1c\n\x14heartbeat_interval_s\x18\x02 \x01(\x01\"\x84\x01\n\x10HeartbeatRequest\x12\x10\n\x08\x61gent_id\x18\x01 \x01(\t\x12\x0b\n\x03seq\x18\x02 \x01(\x03\x12&\n\x06status\x18\x03 \x01(\x0b\x32\x16.pxtui.api.AgentStatus\x12)\n\x07schemas\x18\x04 \x03(\x0b\x32\x18.pxtui.agent.TableSchema\"\"\n\x11HeartbeatResponse\x12\r\n\x05known\x18\x01 \x01(\x08\"\xd2\x01\n\x0f\x46ragmentRequest\x12\x10\n\x08query_id\x18\x01 \x01(\t\x12\x11\n\tquery_str\x18\x02 \x01(\t\x12,\n\nexec_funcs\x18\x03 \x03(\x0b\x32\x18.pxtui.api.FuncToExecute\x12\x0e\n\x06now_ns\x18\x04 \x01(\x03\x12\x13\n\x0bplan_digest\x18\x05 \x01(\t\x12\x12\n\ntimeout_ms\x18\x06 \x01(\x03\x12\x1b\n\x13memory_budget_bytes\x18\x07 \x01(\x03\x12\x16\n\x0eredaction_mode\x18\x08 \x01(\t\"\x96\x01\n\x0e\x46ragmentResult\x12\'\n\x04part\x18\x01 \x01(\x0b\x32\x17.pxtui.agent.StreamPartH\x00\x12&\n\x05\x65rror\x18\x02 \x01(\x0b\x32\x15.pxtui.api.QueryErrorH\x00\x12)\n\x04\x64one\x18\x03 \x01(\x0b\x32\x19.pxtui.agent.FragmentDoneH\x00\x42\x08\n\x06result\"b\n\nStreamPart\x12\x0e\n\x06stream\x18\x01 \x01(\t\x12\x0b\n\x03ipc\x18\x02 \x01(\x0c\x12\x10\n\x08num_rows\x18\x03 \x01(\x03\x12\x10\n\x08metadata\x18\x04 \x01(\x08\x12\x13\n\x0bip_metadata\x18\x05 \x01(\x08\"<\n\x0c\x46ragmentDone\x12\x0f\n\x07\x65xec_ns\x18\x01 \x01(\x03\x12\x0c\n\x04rows\x18\x02 \x01(\x03\x12\r\n\x05\x62ytes\x18\x03 \x01(\x03\"B\n\x0b\x41gentTarget\x12\x10\n\x08\x61gent_id\x18\x01 \x01(\t\x12\x10\n\x08hostname\x18\x02 \x01(\t\x12\x0f\n\x07\x61\x64\x64ress\x18\x03 \x01(\t\"\x94\x01\n\rKelvinRequest\x12.\n\x08\x66ragment\x18\x01 \x01(\x0b\x32\x1c.pxtui.agent.FragmentRequest\x12(\n\x06\x61gents\x18\x02 \x03(\x0b\x32\x18.pxtui.agent.AgentTarget\x12)\n\x07schemas\x18\x03 \x03(\x0b\x32\x18.pxtui.agent.TableSchema\"?\n\nOutputPart\x12\x12\n\ntable_name\x18\x01 \x01(\t\x12\x0b\n\x03ipc\x18\x02 \x01(\x0c\x12\x10\n\x08num_rows\x18\x03 \x01(\x03\"/\n\nKelvinDone\x12\x10\n\x08warnings\x18\x01 \x03(\t\x12\x0f\n\x07\x65xec_ns\x18\x02 \x01(\x03\"\x92\x01\n\x0cKelvinResult\x12\'\n\x04part\x18\x01 \x01(\x0b\x32\x17.pxtui.agent.OutputPartH\x00\x12&\n\x05\x65rror\x18\x02 \x01(\x0b\x32\x15.pxtui.api.QueryErrorH\x00\x12\'\n\x04\x64one\x18\x03 \x01(\x0b\x32\x17.pxtui.agent.KelvinDoneH\x00\x42\x08\n\x06result2\xa4\x01\n\rAgentRegistry\x12G\n\x08Register\x12\x1c.pxtui.agent.RegisterRequest\x1a\x1d.pxtui.agent.RegisterResponse\x12J\n\tHeartbeat\x12\x1d.pxtui.agent.HeartbeatRequest\x1a\x1e.pxtui.agent.HeartbeatResponse2\xf6\x01\n\x0c\x41gentService\x12O\n\x10\x45xecuteFragments\x12\x1c.pxtui.agent.FragmentRequest\x1a\x1b.pxtui.agent.FragmentResult0\x01\x12\x42\n\x0eGetAgentStatus\x12\x18.pxtui.api.StatusRequest\x1a\x16.pxtui.api.AgentStatus\x12Q\n\x0cRecordTables\x12\x1e.pxtui.api.RecordTablesRequest\x1a\x1f.pxtui.api.RecordTablesResponse0\x01\x32X\n\rKelvinService\x12G\n\x0c\x45xecuteQuery\x12\x1a.pxtui.agent.KelvinRequest\x1a\x19.pxtui.agent.KelvinResult0\x01\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -33,25 +33,37 @@ _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'cluster.api.agent_pb2', _gl
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_REGISTERREQUEST']._serialized_start=67
-  _globals['_REGISTERREQUEST']._serialized_end=258
-  _globals['_TABLESCHEMA']._serialized_start=260
-  _globals['_TABLESCHEMA']._serialized_end=309
-  _globals['_REGISTERRESPONSE']._serialized_start=311
-  _globals['_REGISTERRESPONSE']._serialized_end=373
-  _globals['_HEARTBEATREQUEST']._serialized_start=376
-  _globals['_HEARTBEATREQUEST']._serialized_end=508
-  _globals['_HEARTBEATRESPONSE']._serialized_start=510
-  _globals['_HEARTBEATRESPONSE']._serialized_end=544
-  _globals['_FRAGMENTREQUEST']._serialized_start=547
-  _globals['_FRAGMENTREQUEST']._serialized_end=757
-  _globals['_FRAGMENTRESULT']._serialized_start=760
-  _globals['_FRAGMENTRESULT']._serialized_end=910
-  _globals['_STREAMPART']._serialized_start=912
-  _globals['_STREAMPART']._serialized_end=1010
-  _globals['_FRAGMENTDONE']._serialized_start=1012
-  _globals['_FRAGMENTDONE']._serialized_end=1072
-  _globals['_AGENTREGISTRY']._serialized_start=1075
-  _globals['_AGENTREGISTRY']._serialized_end=1239
-  _globals['_AGENTSERVICE']._serialized_start=1242
-  _globals['_AGENTSERVICE']._serialized_end=1488
+  _globals['_REGISTERREQUEST']._serialized_end=274
+  _globals['_TABLESCHEMA']._serialized_start=276
+  _globals['_TABLESCHEMA']._serialized_end=325
+  _globals['_REGISTERRESPONSE']._serialized_start=327
+  _globals['_REGISTERRESPONSE']._serialized_end=389
+  _globals['_HEARTBEATREQUEST']._serialized_start=392
+  _globals['_HEARTBEATREQUEST']._serialized_end=524
+  _globals['_HEARTBEATRESPONSE']._serialized_start=526
+  _globals['_HEARTBEATRESPONSE']._serialized_end=560
+  _globals['_FRAGMENTREQUEST']._serialized_start=563
+  _globals['_FRAGMENTREQUEST']._serialized_end=773
+  _globals['_FRAGMENTRESULT']._serialized_start=776
+  _globals['_FRAGMENTRESULT']._serialized_end=926
+  _globals['_STREAMPART']._serialized_start=928
+  _globals['_STREAMPART']._serialized_end=1026
+  _globals['_FRAGMENTDONE']._serialized_start=1028
+  _globals['_FRAGMENTDONE']._serialized_end=1088
+  _globals['_AGENTTARGET']._serialized_start=1090
+  _globals['_AGENTTARGET']._serialized_end=1156
+  _globals['_KELVINREQUEST']._serialized_start=1159
+  _globals['_KELVINREQUEST']._serialized_end=1307
+  _globals['_OUTPUTPART']._serialized_start=1309
+  _globals['_OUTPUTPART']._serialized_end=1372
+  _globals['_KELVINDONE']._serialized_start=1374
+  _globals['_KELVINDONE']._serialized_end=1421
+  _globals['_KELVINRESULT']._serialized_start=1424
+  _globals['_KELVINRESULT']._serialized_end=1570
+  _globals['_AGENTREGISTRY']._serialized_start=1573
+  _globals['_AGENTREGISTRY']._serialized_end=1737
+  _globals['_AGENTSERVICE']._serialized_start=1740
+  _globals['_AGENTSERVICE']._serialized_end=1986
+  _globals['_KELVINSERVICE']._serialized_start=1988
+  _globals['_KELVINSERVICE']._serialized_end=2076
 # @@protoc_insertion_point(module_scope)

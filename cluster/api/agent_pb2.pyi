@@ -8,7 +8,7 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class RegisterRequest(_message.Message):
-    __slots__ = ("agent_id", "address", "hostname", "asid", "status", "create_time_ns", "schemas")
+    __slots__ = ("agent_id", "address", "hostname", "asid", "status", "create_time_ns", "schemas", "kelvin")
     AGENT_ID_FIELD_NUMBER: _ClassVar[int]
     ADDRESS_FIELD_NUMBER: _ClassVar[int]
     HOSTNAME_FIELD_NUMBER: _ClassVar[int]
@@ -16,6 +16,7 @@ class RegisterRequest(_message.Message):
     STATUS_FIELD_NUMBER: _ClassVar[int]
     CREATE_TIME_NS_FIELD_NUMBER: _ClassVar[int]
     SCHEMAS_FIELD_NUMBER: _ClassVar[int]
+    KELVIN_FIELD_NUMBER: _ClassVar[int]
     agent_id: str
     address: str
     hostname: str
@@ -23,7 +24,8 @@ class RegisterRequest(_message.Message):
     status: _vizier_pb2.AgentStatus
     create_time_ns: int
     schemas: _containers.RepeatedCompositeFieldContainer[TableSchema]
-    def __init__(self, agent_id: _Optional[str] = ..., address: _Optional[str] = ..., hostname: _Optional[str] = ..., asid: _Optional[int] = ..., status: _Optional[_Union[_vizier_pb2.AgentStatus, _Mapping]] = ..., create_time_ns: _Optional[int] = ..., schemas: _Optional[_Iterable[_Union[TableSchema, _Mapping]]] = ...) -> None: ...
+    kelvin: bool
+    def __init__(self, agent_id: _Optional[str] = ..., address: _Optional[str] = ..., hostname: _Optional[str] = ..., asid: _Optional[int] = ..., status: _Optional[_Union[_vizier_pb2.AgentStatus, _Mapping]] = ..., create_time_ns: _Optional[int] = ..., schemas: _Optional[_Iterable[_Union[TableSchema, _Mapping]]] = ..., kelvin: _Optional[bool] = ...) -> None: ...
 
 class TableSchema(_message.Message):
     __slots__ = ("name", "arrow_schema")
@@ -112,3 +114,51 @@ class FragmentDone(_message.Message):
     rows: int
     bytes: int
     def __init__(self, exec_ns: _Optional[int] = ..., rows: _Optional[int] = ..., bytes: _Optional[int] = ...) -> None: ...
+
+class AgentTarget(_message.Message):
+    __slots__ = ("agent_id", "hostname", "address")
+    AGENT_ID_FIELD_NUMBER: _ClassVar[int]
+    HOSTNAME_FIELD_NUMBER: _ClassVar[int]
+    ADDRESS_FIELD_NUMBER: _ClassVar[int]
+    agent_id: str
+    hostname: str
+    address: str
+    def __init__(self, agent_id: _Optional[str] = ..., hostname: _Optional[str] = ..., address: _Optional[str] = ...) -> None: ...
+
+class KelvinRequest(_message.Message):
+    __slots__ = ("fragment", "agents", "schemas")
+    FRAGMENT_FIELD_NUMBER: _ClassVar[int]
+    AGENTS_FIELD_NUMBER: _ClassVar[int]
+    SCHEMAS_FIELD_NUMBER: _ClassVar[int]
+    fragment: FragmentRequest
+    agents: _containers.RepeatedCompositeFieldContainer[AgentTarget]
+    schemas: _containers.RepeatedCompositeFieldContainer[TableSchema]
+    def __init__(self, fragment: _Optional[_Union[FragmentRequest, _Mapping]] = ..., agents: _Optional[_Iterable[_Union[AgentTarget, _Mapping]]] = ..., schemas: _Optional[_Iterable[_Union[TableSchema, _Mapping]]] = ...) -> None: ...
+
+class OutputPart(_message.Message):
+    __slots__ = ("table_name", "ipc", "num_rows")
+    TABLE_NAME_FIELD_NUMBER: _ClassVar[int]
+    IPC_FIELD_NUMBER: _ClassVar[int]
+    NUM_ROWS_FIELD_NUMBER: _ClassVar[int]
+    table_name: str
+    ipc: bytes
+    num_rows: int
+    def __init__(self, table_name: _Optional[str] = ..., ipc: _Optional[bytes] = ..., num_rows: _Optional[int] = ...) -> None: ...
+
+class KelvinDone(_message.Message):
+    __slots__ = ("warnings", "exec_ns")
+    WARNINGS_FIELD_NUMBER: _ClassVar[int]
+    EXEC_NS_FIELD_NUMBER: _ClassVar[int]
+    warnings: _containers.RepeatedScalarFieldContainer[str]
+    exec_ns: int
+    def __init__(self, warnings: _Optional[_Iterable[str]] = ..., exec_ns: _Optional[int] = ...) -> None: ...
+
+class KelvinResult(_message.Message):
+    __slots__ = ("part", "error", "done")
+    PART_FIELD_NUMBER: _ClassVar[int]
+    ERROR_FIELD_NUMBER: _ClassVar[int]
+    DONE_FIELD_NUMBER: _ClassVar[int]
+    part: OutputPart
+    error: _vizier_pb2.QueryError
+    done: KelvinDone
+    def __init__(self, part: _Optional[_Union[OutputPart, _Mapping]] = ..., error: _Optional[_Union[_vizier_pb2.QueryError, _Mapping]] = ..., done: _Optional[_Union[KelvinDone, _Mapping]] = ...) -> None: ...

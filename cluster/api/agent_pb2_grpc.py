@@ -297,3 +297,75 @@ class AgentService:
             timeout,
             metadata,
             _registered_method=True)
+
+
+class KelvinServiceStub:
+    """Missing associated documentation comment in .proto file."""
+
+    def __init__(self, channel):
+        """Constructor.
+
+        Args:
+            channel: A grpc.Channel.
+        """
+        self.ExecuteQuery = channel.unary_stream(
+                '/pxtui.agent.KelvinService/ExecuteQuery',
+                request_serializer=cluster_dot_api_dot_agent__pb2.KelvinRequest.SerializeToString,
+                response_deserializer=cluster_dot_api_dot_agent__pb2.KelvinResult.FromString,
+                _registered_method=True)
+
+
+class KelvinServiceServicer:
+    """Missing associated documentation comment in .proto file."""
+
+    def ExecuteQuery(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+
+def add_KelvinServiceServicer_to_server(servicer, server):
+    rpc_method_handlers = {
+            'ExecuteQuery': grpc.unary_stream_rpc_method_handler(
+                    servicer.ExecuteQuery,
+                    request_deserializer=cluster_dot_api_dot_agent__pb2.KelvinRequest.FromString,
+                    response_serializer=cluster_dot_api_dot_agent__pb2.KelvinResult.SerializeToString,
+            ),
+    }
+    generic_handler = grpc.method_handlers_generic_handler(
+            'pxtui.agent.KelvinService', rpc_method_handlers)
+    server.add_generic_rpc_handlers((generic_handler,))
+    server.add_registered_method_handlers('pxtui.agent.KelvinService', rpc_method_handlers)
+
+
+ # This class is part of an EXPERIMENTAL API.
+class KelvinService:
+    """Missing associated documentation comment in .proto file."""
+
+    @staticmethod
+    def ExecuteQuery(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/pxtui.agent.KelvinService/ExecuteQuery',
+            cluster_dot_api_dot_agent__pb2.KelvinRequest.SerializeToString,
+            cluster_dot_api_dot_agent__pb2.KelvinResult.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)

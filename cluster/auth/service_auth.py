@@ -1,8 +1,9 @@
 """Service JWTs on the wire: every call between Vizier roles carries one, every role checks it.
 
 The broker's AgentRegistry accepts only tokens meant for "pxtui-broker"; a PEM's AgentService only
-tokens meant for "pxtui-pem". A server interceptor refuses anything else with UNAUTHENTICATED before
-a handler runs, so no method can forget the check. Tokens are cached by the caller for a fraction of
+tokens meant for "pxtui-pem"; a Kelvin's KelvinService only those meant for "pxtui-kelvin". A server
+interceptor refuses anything else with UNAUTHENTICATED before a handler runs, so no method can
+forget the check. Tokens are cached by the caller for a fraction of
 their lifetime: signing is cheap, but a query fans out to every agent.
 """
 
@@ -23,11 +24,13 @@ log = logging.getLogger(__name__)
 SERVICE_TOKEN_HEADER = "x-pxtui-service-token"
 BROKER_AUDIENCE = "pxtui-broker"
 PEM_AUDIENCE = "pxtui-pem"
+KELVIN_AUDIENCE = "pxtui-kelvin"
 
 #: gRPC method prefix -> the audience its tokens must name
 PROTECTED: dict[str, str] = {
     "/pxtui.agent.AgentRegistry/": BROKER_AUDIENCE,
     "/pxtui.agent.AgentService/": PEM_AUDIENCE,
+    "/pxtui.agent.KelvinService/": KELVIN_AUDIENCE,
 }
 
 

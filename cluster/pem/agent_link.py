@@ -38,6 +38,7 @@ class AgentLink:
         status: Callable[[], pb.AgentStatus],
         schemas: Callable[[], list[apb.TableSchema]],
         asid: int = 0,
+        kelvin: bool = False,
     ) -> None:
         self.broker = broker
         self.agent_id = agent_id
@@ -48,6 +49,7 @@ class AgentLink:
         self.status = status
         self.schemas = schemas
         self.asid = asid
+        self.kelvin = kelvin
         self.interval_s = 1.0
         self.registered = threading.Event()
         self._stop = threading.Event()
@@ -72,6 +74,7 @@ class AgentLink:
                         status=self.status(),
                         create_time_ns=self.create_time_ns,
                         schemas=schemas,
+                        kelvin=self.kelvin,
                     ),
                     timeout=5,
                     metadata=self.tokens.metadata(),

@@ -51,6 +51,11 @@ class Agent:
     stub: apb_grpc.AgentServiceStub
     seq: int = 0
     ip: str = field(default="")
+    kelvin: bool = False  # a `pxtui kelvin`: merges, collects no data
+
+    @property
+    def kelvin_stub(self) -> apb_grpc.KelvinServiceStub:
+        return apb_grpc.KelvinServiceStub(self.channel)
 
     def close(self) -> None:
         self.channel.close()
@@ -104,6 +109,7 @@ class AgentRegistry(apb_grpc.AgentRegistryServicer):
                 create_time_ns=request.create_time_ns or time.time_ns(), last_heartbeat=self.clock(),
                 status=request.status, schemas=schemas_from_pb(request.schemas), channel=channel,
                 stub=apb_grpc.AgentServiceStub(channel), ip=request.address.rsplit(":", 1)[0],
+                kelvin=request.kelvin,
             )
             self._changed.notify_all()
         log.info("agent %s (%s) registered from %s with asid %d", request.agent_id, request.hostname,
@@ -172,13 +178,13 @@ class AgentRegistry(apb_grpc.AgentRegistryServicer):
         """The union of every live agent's tables (the first agent's schema of a name wins)."""
         out: dict[str, pa.Schema] = {}
         for agent, st in self.snapshot():
-            if st != DISCONNECTED:
+            if st != DISCONNECTED and not agent.kelvin:
                 for name, schema in agent.schemas.items():
                     out.setdefault(name, schema)
         return out
 
     def agent_statuses(self) -> list[AgentStatus]:
-        """px.GetAgentStatus: every PEM, then the Kelvin (this broker's process)."""
+        """px.GetAgentStatus: every PEM and Kelvin that registered, then this broker's own Kelvin."""
         now = self.clock()
         rows: list[AgentStatus] = []
         for agent, st in self.snapshot():
@@ -187,7 +193,7 @@ class AgentRegistry(apb_grpc.AgentRegistryServicer):
                 ip_address=agent.ip, agent_state=st, create_time=agent.create_time_ns,
                 last_heartbeat_ns=int((now - agent.last_heartbeat) * 1e9),
                 kernel_headers_installed=not agent.status.kernel_headers.startswith("missing"),
-                collects_data=True,
+                collects_data=not agent.kelvin,
             ))
         rows.append(AgentStatus(
             agent_id=self.kelvin_id.bytes, asid=0, hostname=socket.gethostname(), ip_address="", agent_state=HEALTHY,

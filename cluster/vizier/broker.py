@@ -78,16 +78,15 @@ class Broker(pb_grpc.VizierServiceServicer):
         ]
         t0 = time.perf_counter_ns()
         try:
-            query = pxl.compile_pxl(
-                request.query_str, funcs=funcs or None, now_ns=time.time_ns(), schemas=self._schemas()
-            )
+            schemas = self._schemas()
+            query = pxl.compile_pxl(request.query_str, funcs=funcs or None, now_ns=time.time_ns(), schemas=schemas)
         except pxl.PxlCompileError as e:
             yield _error(qid, pb.QueryError.COMPILE, str(e), e.errors)
             return
         t1 = time.perf_counter_ns()
         future = self._pool.submit(self.dispatcher.run, query, request.query_str, funcs,
                                    deadline=time.monotonic() + timeout, memory_budget=self.memory_budget,
-                                   vizier=self.vizier_info, redaction_mode=api_key.mode)
+                                   vizier=self.vizier_info, redaction_mode=api_key.mode, schemas=schemas)
         warnings: list[str] = []
         try:
             outputs, warnings = future.result(timeout=timeout)

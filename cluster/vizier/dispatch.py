@@ -14,15 +14,17 @@ import time
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Protocol
 
 import grpc
 import pyarrow as pa
 
 from cluster.api import agent_pb2 as apb
+from cluster.api import agent_pb2_grpc as apb_grpc
 from cluster.api import vizier_pb2 as pb
 from cluster.auth.service_auth import TokenSource
 from cluster.metadata.recorded import RecordedMetadata
-from cluster.pem.agent_server import plan_digest
+from cluster.pem.agent_server import DEFAULT_MEMORY_BUDGET, plan_digest
 from cluster.pxl import ir
 from cluster.pxl.errors import MemoryBudget
 from cluster.pxl.planner import AgentsMetadata, DistributedPlan, plan, run_kelvin_tables
@@ -48,9 +50,18 @@ class QueryFailed(Exception):
         self.errors = list(errors)
 
 
+class AgentRef(Protocol):
+    """An agent to ask: the registry's entry on the broker, or a target a Kelvin was given."""
+
+    agent_id: str
+    hostname: str
+    address: str
+    stub: apb_grpc.AgentServiceStub
+
+
 @dataclass
 class AgentShare:
-    agent: Agent
+    agent: AgentRef
     streams: dict[str, list[pa.Table]] = field(default_factory=dict)
     metadata: list[pa.Table] = field(default_factory=list)
     ips: list[pa.Table] = field(default_factory=list)
@@ -59,28 +70,49 @@ class AgentShare:
     rows: int = 0
 
 
-def _describe(agent: Agent) -> str:
+def _describe(agent: AgentRef) -> str:
     return f"agent {agent.hostname} ({agent.agent_id[:8]}) at {agent.address}"
 
 
-class Dispatcher:
-    def __init__(self, registry: AgentRegistry, tokens: TokenSource, cluster_metadata: MetadataSource | None = None,
-                 max_parallel: int = 64) -> None:
-        self.registry = registry
+def fragment_request(dplan: DistributedPlan, query_str: str, funcs: Sequence[FuncToExecute], memory_budget: int,
+                     redaction_mode: str) -> apb.FragmentRequest:
+    return apb.FragmentRequest(
+        query_id=str(uuid.uuid4()), query_str=query_str,
+        exec_funcs=[pb.FuncToExecute(func_name=f.name, output_table_prefix=f.output_name,
+                                     arg_values=[pb.ArgValue(name=k, value=v) for k, v in f.args.items()])
+                    for f in funcs],
+        now_ns=dplan.kelvin.now_ns, plan_digest=plan_digest(dplan), memory_budget_bytes=memory_budget,
+        redaction_mode=redaction_mode,
+    )
+
+
+def funcs_of(request: apb.FragmentRequest) -> list[FuncToExecute]:
+    return [FuncToExecute(f.func_name, {a.name: a.value for a in f.arg_values}, f.output_table_prefix)
+            for f in request.exec_funcs]
+
+
+class Merger:
+    """Kelvin's work: ask every agent for its fragments' output, then run the merge half of the plan.
+    Used in the broker's process (the embedded default, and queries of table functions) and by each
+    `pxtui kelvin` process."""
+
+    def __init__(self, tokens: TokenSource, cluster_metadata: MetadataSource | None = None,
+                 max_parallel: int = 64, name: str = "Kelvin") -> None:
         self.tokens = tokens
         self.cluster_metadata = cluster_metadata
-        self._pool = concurrent.futures.ThreadPoolExecutor(max_workers=max_parallel, thread_name_prefix="dispatch")
+        self.name = name
+        self._pool = concurrent.futures.ThreadPoolExecutor(max_workers=max_parallel, thread_name_prefix="fan-out")
 
-    def run(self, query: ir.CompiledQuery, query_str: str, funcs: Sequence[FuncToExecute], *,
-            deadline: float, memory_budget: int, vizier: VizierInfo, redaction_mode: str = "full",
-            ) -> tuple[list[tuple[str, pa.Table]], list[str]]:
+    def merge(self, dplan: DistributedPlan, request: apb.FragmentRequest, agents: Sequence[AgentRef], *,
+              deadline: float, vizier: VizierInfo | None) -> tuple[list[tuple[str, pa.Table]], list[str]]:
         """(output tables, warnings) or QueryFailed."""
-        dplan = plan(query)
         warnings: list[str] = []
         shares: list[AgentShare] = []
         if dplan.pem:
-            agents = self._agents_to_ask(warnings)
-            shares = self._fan_out(dplan, query_str, funcs, agents, deadline, memory_budget, redaction_mode)
+            if not agents:
+                raise QueryFailed(pb.QueryError.RUNTIME, "no healthy agent is registered with the broker, so there "
+                                  "is no data to query; `pxtui status` shows the agents and why they are not healthy")
+            shares = self._fan_out(request, agents, deadline)
             for share in shares:
                 if share.error is not None:
                     raise QueryFailed(share.error.kind, f"{_describe(share.agent)}: {share.error.message}",
@@ -92,42 +124,22 @@ class Dispatcher:
             if not share.failure:
                 for stream, tables in share.streams.items():
                     received.setdefault(stream, []).extend(tables)
-        metadata = self._kelvin_metadata(shares)
-        budget = MemoryBudget(memory_budget, "Kelvin")
-        outputs = run_kelvin_tables(dplan, received, metadata, vizier, deadline=deadline, budget=budget)
+        budget = MemoryBudget(request.memory_budget_bytes or DEFAULT_MEMORY_BUDGET, self.name)
+        outputs = run_kelvin_tables(dplan, received, self._kelvin_metadata(shares), vizier, deadline=deadline,
+                                    budget=budget)
         return outputs, warnings
 
-    def _agents_to_ask(self, warnings: list[str]) -> list[Agent]:
-        agents = []
-        for agent, state in self.registry.snapshot():
-            if state == "AGENT_STATE_HEALTHY":
-                agents.append(agent)
-            else:
-                warnings.append(f"{_describe(agent)} is {state.removeprefix('AGENT_STATE_').lower()}: "
-                                "its data is missing from these results")
-        if not agents:
-            raise QueryFailed(pb.QueryError.RUNTIME, "no healthy agent is registered with the broker, so there is "
-                              "no data to query; `pxtui status` shows the agents and why they are not healthy")
-        return agents
-
-    def _fan_out(self, dplan: DistributedPlan, query_str: str, funcs: Sequence[FuncToExecute],
-                 agents: list[Agent], deadline: float, memory_budget: int, redaction_mode: str
+    def _fan_out(self, template: apb.FragmentRequest, agents: Sequence[AgentRef], deadline: float
                  ) -> list[AgentShare]:
         total = max(deadline - time.monotonic(), 0.05)
         agent_deadline = time.monotonic() + total * (1 - KELVIN_SHARE)
-        request = apb.FragmentRequest(
-            query_id=str(uuid.uuid4()), query_str=query_str,
-            exec_funcs=[pb.FuncToExecute(func_name=f.name, output_table_prefix=f.output_name,
-                                         arg_values=[pb.ArgValue(name=k, value=v) for k, v in f.args.items()])
-                        for f in funcs],
-            now_ns=dplan.kelvin.now_ns, plan_digest=plan_digest(dplan),
-            timeout_ms=max(int((agent_deadline - time.monotonic()) * 1000), 1), memory_budget_bytes=memory_budget,
-            redaction_mode=redaction_mode,
-        )
+        request = apb.FragmentRequest()
+        request.CopyFrom(template)
+        request.timeout_ms = max(int((agent_deadline - time.monotonic()) * 1000), 1)
         futures = [self._pool.submit(self._ask, a, request, agent_deadline) for a in agents]
         return [f.result() for f in futures]
 
-    def _ask(self, agent: Agent, request: apb.FragmentRequest, agent_deadline: float) -> AgentShare:
+    def _ask(self, agent: AgentRef, request: apb.FragmentRequest, agent_deadline: float) -> AgentShare:
         share = AgentShare(agent)
         timeout = agent_deadline - time.monotonic()
         if timeout <= 0:
@@ -179,3 +191,113 @@ class Dispatcher:
 
     def close(self) -> None:
         self._pool.shutdown(wait=False, cancel_futures=True)
+
+
+class Dispatcher:
+    """The broker's side: which agents to ask, and which Kelvin merges.
+
+    With `pxtui kelvin` processes registered, each query's merge goes to one of them in turn (queries
+    of table functions such as px.GetAgentStatus stay here, where the registry is); a Kelvin that
+    cannot be reached is a warning, and the merge runs here instead.
+    """
+
+    def __init__(self, registry: AgentRegistry, tokens: TokenSource, cluster_metadata: MetadataSource | None = None,
+                 max_parallel: int = 64, kelvin_tokens: TokenSource | None = None) -> None:
+        self.registry = registry
+        self.tokens = tokens
+        self.kelvin_tokens = kelvin_tokens
+        self.merger = Merger(tokens, cluster_metadata, max_parallel)
+        self._next_kelvin = 0
+
+    def run(self, query: ir.CompiledQuery, query_str: str, funcs: Sequence[FuncToExecute], *,
+            deadline: float, memory_budget: int, vizier: VizierInfo, redaction_mode: str = "full",
+            schemas: dict[str, pa.Schema] | None = None,
+            ) -> tuple[list[tuple[str, pa.Table]], list[str]]:
+        """(output tables, warnings) or QueryFailed."""
+        dplan = plan(query)
+        request = fragment_request(dplan, query_str, funcs, memory_budget, redaction_mode)
+        warnings: list[str] = []
+        agents = self._agents_to_ask(warnings) if dplan.pem else []
+        kelvin = self._pick_kelvin(dplan)
+        if kelvin is not None and self.kelvin_tokens is not None:
+            try:
+                outputs, more = remote_merge(kelvin, request, agents, schemas or {}, deadline, self.kelvin_tokens)
+                return outputs, warnings + more
+            except KelvinUnavailable as e:
+                warnings.append(f"Kelvin {kelvin.hostname} ({kelvin.agent_id[:8]}) at {kelvin.address} could not "
+                                f"merge ({e}); merged on the broker instead")
+        outputs, more = self.merger.merge(dplan, request, agents, deadline=deadline, vizier=vizier)
+        return outputs, warnings + more
+
+    def _agents_to_ask(self, warnings: list[str]) -> list[Agent]:
+        agents = []
+        for agent, state in self.registry.snapshot():
+            if agent.kelvin:
+                continue
+            if state == "AGENT_STATE_HEALTHY":
+                agents.append(agent)
+            else:
+                warnings.append(f"{_describe(agent)} is {state.removeprefix('AGENT_STATE_').lower()}: "
+                                "its data is missing from these results")
+        return agents
+
+    def _pick_kelvin(self, dplan: DistributedPlan) -> Agent | None:
+        if _reads_table_function(dplan.kelvin):
+            return None  # table functions ask the registry, which lives here
+        kelvins = [a for a, st in self.registry.snapshot() if a.kelvin and st == "AGENT_STATE_HEALTHY"]
+        if not kelvins:
+            return None
+        self._next_kelvin += 1
+        return kelvins[self._next_kelvin % len(kelvins)]
+
+    def close(self) -> None:
+        self.merger.close()
+
+
+class KelvinUnavailable(Exception):
+    pass
+
+
+def _reads_table_function(query: ir.CompiledQuery) -> bool:
+    seen: set[int] = set()
+    todo: list[ir.PlanNode] = [s.node for s in query.sinks]
+    while todo:
+        node = todo.pop()
+        if id(node) in seen:
+            continue
+        seen.add(id(node))
+        if isinstance(node, ir.UDTFSource):
+            return True
+        todo.extend(node.parents)
+    return False
+
+
+def remote_merge(kelvin: Agent, request: apb.FragmentRequest, agents: Sequence[AgentRef],
+                 schemas: dict[str, pa.Schema], deadline: float, tokens: TokenSource
+                 ) -> tuple[list[tuple[str, pa.Table]], list[str]]:
+    """Have a `pxtui kelvin` run the fan-out and merge; its outputs in order, and its warnings."""
+    timeout = max(deadline - time.monotonic(), 0.05)
+    fragment = apb.FragmentRequest()
+    fragment.CopyFrom(request)
+    fragment.timeout_ms = int(timeout * 1000)
+    req = apb.KelvinRequest(
+        fragment=fragment,
+        agents=[apb.AgentTarget(agent_id=a.agent_id, hostname=a.hostname, address=a.address) for a in agents],
+        schemas=[apb.TableSchema(name=n, arrow_schema=s.serialize().to_pybytes()) for n, s in schemas.items()],
+    )
+    parts: dict[str, list[pa.Table]] = {}
+    try:
+        for res in kelvin.kelvin_stub.ExecuteQuery(req, timeout=timeout, metadata=tokens.metadata()):
+            kind = res.WhichOneof("result")
+            if kind == "part":
+                parts.setdefault(res.part.table_name, []).append(read_ipc(res.part.ipc))
+            elif kind == "error":
+                raise QueryFailed(res.error.kind, res.error.message, res.error.compiler_errors)
+            elif kind == "done":
+                return [(n, pa.concat_tables(t)) for n, t in parts.items()], list(res.done.warnings)
+    except grpc.RpcError as e:
+        if e.code() == grpc.StatusCode.DEADLINE_EXCEEDED:
+            raise QueryFailed(pb.QueryError.DEADLINE, f"Kelvin {kelvin.hostname} did not finish the merge within "
+                              f"the query's deadline of {timeout:.1f} s") from None
+        raise KelvinUnavailable(f"{e.code().name}: {e.details()}") from None
+    raise KelvinUnavailable("its stream ended without finishing")

@@ -23,7 +23,7 @@ from cluster import paths
 from cluster.api import agent_pb2_grpc as apb_grpc
 from cluster.api import vizier_pb2_grpc as pb_grpc
 from cluster.auth.api_keys import ApiKeyStore
-from cluster.auth.service_auth import PEM_AUDIENCE, ServiceAuthInterceptor, TokenSource
+from cluster.auth.service_auth import KELVIN_AUDIENCE, PEM_AUDIENCE, ServiceAuthInterceptor, TokenSource
 from cluster.auth.service_tokens import ServiceTokens, load_or_create_key
 from cluster.pem.agent import PemConfig
 from cluster.vizier.agents import GRPC_OPTIONS, AgentRegistry
@@ -60,7 +60,8 @@ def serve(
         except Exception as e:
             print(f"pxtui vizier: cannot reach the Kubernetes API: {e}", file=sys.stderr)
             return 1
-    dispatcher = Dispatcher(registry, TokenSource(tokens, PEM_AUDIENCE), cluster_metadata=cluster_metadata)
+    dispatcher = Dispatcher(registry, TokenSource(tokens, PEM_AUDIENCE), cluster_metadata=cluster_metadata,
+                            kelvin_tokens=TokenSource(tokens, KELVIN_AUDIENCE))
     broker = Broker(registry, dispatcher, keys, default_timeout_s=default_timeout_s, memory_budget=memory_budget)
     server = grpc.server(
         futures.ThreadPoolExecutor(max_workers=16, thread_name_prefix="grpc"),

@@ -26,7 +26,7 @@ from click.testing import CliRunner
 from cluster.api import agent_pb2 as apb
 from cluster.api import agent_pb2_grpc as apb_grpc
 from cluster.api import vizier_pb2 as pb
-from cluster.auth.service_auth import BROKER_AUDIENCE, PEM_AUDIENCE, SERVICE_TOKEN_HEADER
+from cluster.auth.service_auth import BROKER_AUDIENCE, KELVIN_AUDIENCE, PEM_AUDIENCE, SERVICE_TOKEN_HEADER
 from cluster.auth.service_tokens import ServiceTokens
 from pxtui.cli import main
 from pxtui.runner import ScriptError
@@ -87,6 +87,35 @@ def test_three_agents_give_what_one_agent_gives(generated: datagen.Generated, tm
                 for (name, t1), (_, t3) in zip(r1.tables, r3.tables, strict=True):
                     assert t1.num_rows > 0 or script == "px/perf_flamegraph", (script, name)
                     assert canonical(t1) == canonical(t3), f"{script}: {name} differs between 1 and 3 agents"
+        finally:
+            c1.close()
+            c3.close()
+
+
+def test_kelvins_share_the_merges_and_a_lost_kelvin_falls_back_to_the_broker(generated: datagen.Generated,
+                                                                             tmp_path: Path) -> None:
+    with running_cluster(tmp_path / "one", _backends(generated, 1)) as one, \
+            running_cluster(tmp_path / "three", _backends(generated, 3)) as three:
+        k1, k2 = three.add_kelvin("kelvin-a"), three.add_kelvin("kelvin-b")
+        c1, c3 = one.client(), three.client()
+        try:
+            for script, args in SCRIPTS.items():
+                r1, r3 = c1.run(find(script), args), c3.run(find(script), args)
+                assert r3.warnings == []
+                for (name, t1), (_, t3) in zip(r1.tables, r3.tables, strict=True):
+                    assert canonical(t1) == canonical(t3), f"{script}: {name} differs when Kelvins merge"
+            assert k1.service.queries >= 3 and k2.service.queries >= 3  # spread in turn
+            [(_, status)] = c3.run(find("px/agent_status"), {}).tables
+            kelvins = [r for r in as_rows(status) if r["hostname"].startswith("kelvin-")]
+            assert len(kelvins) == 2 and not any(r["kernel_headers_installed"] for r in kelvins)
+            # a Kelvin that goes away: the broker merges instead, and says so
+            k1.server.stop(grace=None)
+            seen: list[str] = []
+            for _ in range(2):  # the Kelvins take turns, so one of two queries picks the lost one
+                res = c3.run(find("px/http_data"), SCRIPTS["px/http_data"])
+                assert res.tables[0][1].num_rows == generated.tables["http_events"].num_rows
+                seen += res.warnings
+            assert len(seen) == 1 and "kelvin-a" in seen[0] and "merged on the broker instead" in seen[0], seen
         finally:
             c1.close()
             c3.close()
@@ -231,9 +260,13 @@ def _forged_tokens(key: bytes, audience: str) -> dict[str, str | None]:
 def test_every_forged_service_token_is_refused(generated: datagen.Generated, tmp_path: Path) -> None:
     with running_cluster(tmp_path, _backends(generated, 1)) as cluster:
         agent = cluster.agents[0]
+        kelvin = cluster.add_kelvin("kelvin-a")
         broker_ch, agent_ch = grpc.insecure_channel(cluster.addr), grpc.insecure_channel(agent.address)
+        kelvin_ch = grpc.insecure_channel(kelvin.address)
         registry, pem = apb_grpc.AgentRegistryStub(broker_ch), apb_grpc.AgentServiceStub(agent_ch)
+        kelvin_stub = apb_grpc.KelvinServiceStub(kelvin_ch)
         calls = {
+            KELVIN_AUDIENCE: lambda md: list(kelvin_stub.ExecuteQuery(apb.KelvinRequest(), metadata=md, timeout=5)),
             BROKER_AUDIENCE: lambda md: registry.Register(
                 apb.RegisterRequest(agent_id="evil", address="127.0.0.1:1", hostname="evil"), metadata=md, timeout=5),
             PEM_AUDIENCE: lambda md: pem.GetAgentStatus(pb.StatusRequest(), metadata=md, timeout=5),
@@ -245,18 +278,20 @@ def test_every_forged_service_token_is_refused(generated: datagen.Generated, tmp
                     with pytest.raises(grpc.RpcError) as err:
                         call(md)
                     assert err.value.code() == grpc.StatusCode.UNAUTHENTICATED, (audience, what)
-                # a token for the other role is refused too; the right one passes
-                other = PEM_AUDIENCE if audience == BROKER_AUDIENCE else BROKER_AUDIENCE
+                # a token for another role is refused too; the right one passes
+                other = PEM_AUDIENCE if audience != PEM_AUDIENCE else BROKER_AUDIENCE
                 tokens = ServiceTokens(cluster.signing_key, issuer="test")
                 with pytest.raises(grpc.RpcError) as err:
                     call([(SERVICE_TOKEN_HEADER, tokens.issue(other))])
                 assert err.value.code() == grpc.StatusCode.UNAUTHENTICATED
             assert pem.GetAgentStatus(pb.StatusRequest(), timeout=5, metadata=[
                 (SERVICE_TOKEN_HEADER, ServiceTokens(cluster.signing_key, issuer="t").issue(PEM_AUDIENCE))]).hostname
-            assert [a.hostname for a, _ in cluster.registry.snapshot()] == ["node-0"]  # "evil" never joined
+            assert sorted(a.hostname for a, _ in cluster.registry.snapshot()) == ["kelvin-a", "node-0"]  # not "evil"
+            assert kelvin.service.queries == 0
         finally:
             broker_ch.close()
             agent_ch.close()
+            kelvin_ch.close()
 
 
 # ---- real agent processes ------------------------------------------------------------------------
