@@ -187,8 +187,10 @@ def _ensure_api_key(addr: str) -> None:
 @click.option("--pems", default=0, type=click.IntRange(0, 64),
               help="Simulate a cluster: run N PEM processes that join the broker (0 = one PEM embedded).")
 @click.option("--netns", is_flag=True, help="With --pems: each PEM in its own network namespace and address.")
+@click.option("--kelvins", default=0, type=click.IntRange(0, 16),
+              help="With --pems: also run K Kelvin processes that merge query results (else the broker merges).")
 @click.option("--wait", "wait_s", default=90.0, show_default=True, help="Seconds to wait for readiness.")
-def up(foreground: bool, addr: str, body_cap: int, pems: int, netns: bool, wait_s: float) -> None:
+def up(foreground: bool, addr: str, body_cap: int, pems: int, netns: bool, kelvins: int, wait_s: float) -> None:
     """Start the embedded Vizier (PEM, Kelvin, broker, metadata) on this host, or a simulated cluster."""
     from cluster.vizier import local_cluster
 
@@ -196,6 +198,8 @@ def up(foreground: bool, addr: str, body_cap: int, pems: int, netns: bool, wait_
         _fail(EXIT_USAGE, "the Vizier loads eBPF programs and must run as root (sudo pxtui up)")
     if netns and not pems:
         _fail(EXIT_USAGE, "--netns needs --pems N: it puts each of the N PEMs in its own network namespace")
+    if kelvins and not pems:
+        _fail(EXIT_USAGE, "--kelvins needs --pems N: the embedded Vizier merges in its own process")
     paths.ensure_state_dir()
     pid = _running_pid()
     if pid is not None:
@@ -210,11 +214,11 @@ def up(foreground: bool, addr: str, body_cap: int, pems: int, netns: bool, wait_
         os.execv(sys.executable, cmd)
     if pems:
         try:
-            cluster = local_cluster.start(addr, pems, netns, body_cap, paths.log_file())
+            cluster = local_cluster.start(addr, pems, netns, body_cap, paths.log_file(), kelvins)
         except (RuntimeError, ValueError) as e:
             _fail(EXIT_VIZIER, f"cannot set up the simulated nodes: {e}")
-        watched, want = cluster.vizier_pid, pems
-        click.echo(f"starting the Vizier (pid {cluster.vizier_pid}) and {pems} PEMs "
+        watched, want = cluster.vizier_pid, pems + kelvins
+        click.echo(f"starting the Vizier (pid {cluster.vizier_pid}), {pems} PEMs and {kelvins} Kelvins "
                    f"(pids {' '.join(map(str, cluster.agent_pids))}); loading eBPF probes…", err=True)
     else:
         logf = open(paths.log_file(), "ab")  # noqa: SIM115 (handed to the child)
@@ -238,7 +242,7 @@ def up(foreground: bool, addr: str, body_cap: int, pems: int, netns: bool, wait_
             if len(healthy) < want:  # the broker answers before its PEMs have loaded their probes
                 time.sleep(0.25)
                 continue
-            a = healthy[0]
+            a = next((h for h in healthy if h.probes), healthy[0])
             click.echo(f"Vizier up on {addr}: {len(healthy)} agent(s) healthy, {len(a.probes)} probes attached "
                        f"each, kernel headers {a.kernel_headers}")
             return
@@ -257,7 +261,7 @@ def down() -> None:
         local_cluster.stop(cluster)
         for f in (paths.pid_file(), paths.addr_file()):
             f.unlink(missing_ok=True)
-        click.echo(f"stopped the Vizier and {len(cluster.agent_pids)} PEMs")
+        click.echo(f"stopped the Vizier and {len(cluster.agent_pids)} PEM/Kelvin processes")
         return
     pid = _running_pid()
     if pid is None:

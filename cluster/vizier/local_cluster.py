@@ -1,7 +1,8 @@
 """A simulated multi-node cluster on this host: one Vizier process and N PEM processes.
 
-`pxtui up --pems N` starts the Vizier without an embedded PEM, then N `pxtui agent` processes that
-join it over gRPC. Without `--netns` each PEM owns every N-th process of the host by pid
+`pxtui up --pems N [--kelvins K]` starts the Vizier without an embedded PEM, then N `pxtui agent`
+processes (and K `pxtui kelvin` merge processes) that join it over gRPC. Without `--netns` each PEM
+owns every N-th process of the host by pid
 (cluster.pem.node_filter); with it, each PEM runs in its own network namespace `pxtui-node-<i>`
 with its own address 10.77.<i>.2 behind a veth pair, and owns that namespace's processes: run
 workloads there with `ip netns exec pxtui-node-<i> ...`. What was started is written to the state
@@ -95,8 +96,8 @@ def agent_command(broker: str, node: NodeSpec, count: int, body_cap: int) -> lis
     return cmd
 
 
-def start(addr: str, pems: int, netns: bool, body_cap: int, log_path: Path) -> LocalCluster:
-    """Start the Vizier and its PEMs in the background (each in its own session)."""
+def start(addr: str, pems: int, netns: bool, body_cap: int, log_path: Path, kelvins: int = 0) -> LocalCluster:
+    """Start the Vizier, its PEMs and its Kelvins in the background (each in its own session)."""
     nodes = [make_node_netns(i) if netns else NodeSpec(i, f"node-{i}") for i in range(pems)]
     port = addr.rsplit(":", 1)[1]
     vizier_cmd = [sys.executable, "-m", "cluster.vizier.server", "--addr", addr, "--no-embedded-pem"]
@@ -113,6 +114,10 @@ def start(addr: str, pems: int, netns: bool, body_cap: int, log_path: Path) -> L
         broker = f"{node.host_ip}:{port}" if node.netns else addr
         agent = subprocess.Popen(agent_command(broker, node, pems, body_cap), **popen)  # type: ignore[call-overload]
         cluster.agent_pids.append(agent.pid)
+    for k in range(kelvins):  # Kelvins collect nothing, so they stay in the host's namespace
+        kelvin = subprocess.Popen([sys.executable, "-m", "cluster.vizier.kelvin", "--broker", addr,
+                                   "--hostname", f"kelvin-{k}"], **popen)  # type: ignore[call-overload]
+        cluster.agent_pids.append(kelvin.pid)
     cluster.save()
     return cluster
 
