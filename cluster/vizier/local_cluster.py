@@ -25,6 +25,7 @@ from cluster import paths
 
 ROOT = Path(__file__).resolve().parent.parent.parent
 NETNS_PREFIX = "pxtui-node-"
+IP_FORWARD = Path("/proc/sys/net/ipv4/ip_forward")
 
 
 def cluster_file() -> Path:
@@ -45,6 +46,7 @@ class LocalCluster:
     vizier_pid: int
     agent_pids: list[int] = field(default_factory=list)
     netns: list[str] = field(default_factory=list)
+    ip_forward_was: str = ""  # the host's net.ipv4.ip_forward before nodes needed it, restored by stop()
 
     def save(self) -> None:
         cluster_file().write_text(json.dumps(asdict(self)))
@@ -98,6 +100,10 @@ def agent_command(broker: str, node: NodeSpec, count: int, body_cap: int) -> lis
 
 def start(addr: str, pems: int, netns: bool, body_cap: int, log_path: Path, kelvins: int = 0) -> LocalCluster:
     """Start the Vizier, its PEMs and its Kelvins in the background (each in its own session)."""
+    forward_was = ""
+    if netns:  # nodes reach each other through the host, as machines through a router
+        forward_was = IP_FORWARD.read_text().strip()
+        IP_FORWARD.write_text("1\n")
     nodes = [make_node_netns(i) if netns else NodeSpec(i, f"node-{i}") for i in range(pems)]
     port = addr.rsplit(":", 1)[1]
     vizier_cmd = [sys.executable, "-m", "cluster.vizier.server", "--addr", addr, "--no-embedded-pem"]
@@ -108,7 +114,7 @@ def start(addr: str, pems: int, netns: bool, body_cap: int, log_path: Path, kelv
     popen = {"stdout": log, "stderr": subprocess.STDOUT, "stdin": subprocess.DEVNULL, "start_new_session": True,
              "cwd": str(ROOT)}
     vizier = subprocess.Popen(vizier_cmd, **popen)  # type: ignore[call-overload]
-    cluster = LocalCluster(vizier.pid, netns=[n.netns for n in nodes if n.netns])
+    cluster = LocalCluster(vizier.pid, netns=[n.netns for n in nodes if n.netns], ip_forward_was=forward_was)
     cluster.save()
     for node in nodes:
         broker = f"{node.host_ip}:{port}" if node.netns else addr
@@ -135,6 +141,9 @@ def stop(cluster: LocalCluster, grace: float = 20.0) -> None:
             os.killpg(pid, signal.SIGKILL)
     for name in cluster.netns:
         delete_node_netns(name)
+    if cluster.ip_forward_was:
+        with contextlib.suppress(OSError):
+            IP_FORWARD.write_text(cluster.ip_forward_was + "\n")
     cluster_file().unlink(missing_ok=True)
 
 
