@@ -42,6 +42,7 @@ APPLY_PATHS = [
     f"{CORE}/secrets/pxtui-signing-key",
     f"{CORE}/services/pxtui-vizier",
     f"{APPS}/deployments/pxtui-vizier",
+    f"{APPS}/deployments/pxtui-kelvin",
     f"{APPS}/daemonsets/pxtui-pem",
 ]
 

@@ -29,9 +29,13 @@ def objs() -> list[dict[str, Any]]:
     return render(default_base_dir())
 
 
-def by_kind(objs: list[dict[str, Any]], kind: str) -> dict[str, Any]:
-    (obj,) = [o for o in objs if o["kind"] == kind]
+def by_kind(objs: list[dict[str, Any]], kind: str, name: str | None = None) -> dict[str, Any]:
+    (obj,) = [o for o in objs if o["kind"] == kind and name in (None, o["metadata"]["name"])]
     return obj
+
+
+def workloads(objs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [o for o in objs if o["kind"] in ("Deployment", "DaemonSet")]
 
 
 def pod_spec(obj: dict[str, Any]) -> dict[str, Any]:
@@ -56,6 +60,7 @@ def test_renders_every_object_in_apply_order(objs: list[dict[str, Any]]) -> None
         ("Secret", "pxtui-signing-key"),
         ("Service", "pxtui-vizier"),
         ("Deployment", "pxtui-vizier"),
+        ("Deployment", "pxtui-kelvin"),
         ("DaemonSet", "pxtui-pem"),
     ]
     cluster_scoped = {"Namespace", "ClusterRole", "ClusterRoleBinding"}
@@ -112,7 +117,7 @@ def test_host_paths_are_the_needed_ones_and_read_only(objs: list[dict[str, Any]]
     for name, path in host.items():
         assert mounts[name]["readOnly"] is True, path
         assert mounts[name]["mountPath"] == path  # BCC looks for them where the host has them
-    assert not any("hostPath" in v for v in pod_spec(by_kind(objs, "Deployment"))["volumes"])
+    assert not any("hostPath" in v for v in pod_spec(by_kind(objs, "Deployment", "pxtui-vizier"))["volumes"])
 
 
 def test_rbac_is_read_only(objs: list[dict[str, Any]]) -> None:
@@ -134,15 +139,15 @@ def test_rbac_is_read_only(objs: list[dict[str, Any]]) -> None:
         "name": "pxtui-reader",
     }
     assert binding["subjects"] == [{"kind": "ServiceAccount", "name": "pxtui", "namespace": "pxtui"}]
-    for kind in ("Deployment", "DaemonSet"):
-        assert pod_spec(by_kind(objs, kind))["serviceAccountName"] == "pxtui"
+    for w in workloads(objs):
+        assert pod_spec(w)["serviceAccountName"] == "pxtui"
 
 
 def test_signing_key_secret_is_mounted_where_the_env_points(objs: list[dict[str, Any]]) -> None:
     secret = by_kind(objs, "Secret")
     assert "data" not in secret and "stringData" not in secret  # no key in the repository
-    for kind in ("Deployment", "DaemonSet"):
-        spec = pod_spec(by_kind(objs, kind))
+    for w in workloads(objs):
+        spec = pod_spec(w)
         (c,) = spec["containers"]
         key_file = Path(env_of(c)["PXTUI_SIGNING_KEY_FILE"])
         (vol,) = [v for v in spec["volumes"] if v.get("secret", {}).get("secretName") == secret["metadata"]["name"]]
@@ -153,7 +158,7 @@ def test_signing_key_secret_is_mounted_where_the_env_points(objs: list[dict[str,
 
 
 def test_container_commands_and_downward_api(objs: list[dict[str, Any]]) -> None:
-    (vizier,) = pod_spec(by_kind(objs, "Deployment"))["containers"]
+    (vizier,) = pod_spec(by_kind(objs, "Deployment", "pxtui-vizier"))["containers"]
     assert vizier["command"] + vizier["args"] == ["pxtui", "vizier", "--listen", "0.0.0.0:51400", "--kubernetes"]
     (pem,) = pod_spec(by_kind(objs, "DaemonSet"))["containers"]
     env = env_of(pem)
@@ -174,12 +179,19 @@ def test_container_commands_and_downward_api(objs: list[dict[str, Any]]) -> None
     assert a.kubernetes and a.advertise == "10.1.2.3:51401" and a.broker == "pxtui-vizier.pxtui.svc:51400"
     v = vizier_parser().parse_args(vizier["args"][1:])
     assert v.kubernetes and v.addr == "0.0.0.0:51400" and not v.embedded_pem
+    (kelvin,) = pod_spec(by_kind(objs, "Deployment", "pxtui-kelvin"))["containers"]
+    kenv = env_of(kelvin)
+    assert kenv["POD_IP"] == {"fieldRef": {"fieldPath": "status.podIP"}}
+    from cluster.vizier.kelvin import build_parser as kelvin_parser
+
+    k = kelvin_parser().parse_args([expand(x, kubelet_env) for x in kelvin["args"]][1:])
+    assert k.kubernetes and k.broker == "pxtui-vizier.pxtui.svc:51400" and k.advertise == "10.1.2.3:51402"
 
 
 def test_state_dir_is_a_subdirectory_of_an_empty_dir(objs: list[dict[str, Any]]) -> None:
     """pxtui chmods its state dir to 0700; the non-root Vizier can only do that to a directory it made."""
-    for kind in ("Deployment", "DaemonSet"):
-        spec = pod_spec(by_kind(objs, kind))
+    for w in workloads(objs):
+        kind, spec = w["metadata"]["name"], pod_spec(w)
         (c,) = spec["containers"]
         state = Path(env_of(c)["PXTUI_STATE_DIR"])
         empty = {v["name"] for v in spec["volumes"] if "emptyDir" in v}
@@ -188,13 +200,14 @@ def test_state_dir_is_a_subdirectory_of_an_empty_dir(objs: list[dict[str, Any]])
 
 
 def test_limits_probes_and_the_service_wiring(objs: list[dict[str, Any]]) -> None:
-    for kind in ("Deployment", "DaemonSet"):
-        for c in pod_spec(by_kind(objs, kind))["containers"]:
+    for w in workloads(objs):
+        kind = w["metadata"]["name"]
+        for c in pod_spec(w)["containers"]:
             assert {"cpu", "memory"} <= set(c["resources"]["limits"]), kind
             assert {"cpu", "memory"} <= set(c["resources"]["requests"]), kind
             assert c["readinessProbe"] and c["livenessProbe"]
             assert c["image"] == "pxtui:0.1.0"
-    dep = by_kind(objs, "Deployment")
+    dep = by_kind(objs, "Deployment", "pxtui-vizier")
     svc = by_kind(objs, "Service")
     labels = dep["spec"]["template"]["metadata"]["labels"]
     assert all(labels.get(k) == v for k, v in svc["spec"]["selector"].items())
