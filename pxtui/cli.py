@@ -305,18 +305,23 @@ def status(vizier: str | None, api_key: str | None, output: str, cluster: str | 
     if output == "json":
         click.echo(json.dumps(MessageToDict(st, preserving_proto_field_name=True), indent=1))
         return
+    now = time.time_ns()
     for a in st.agents:
-        click.echo(f"agent {a.agent_id} (asid {a.asid}) on {a.hostname}: {a.state}")
+        ago = f", last heartbeat {(now - a.last_heartbeat_ns) / 1e9:.1f} s ago" if a.last_heartbeat_ns else ""
+        click.echo(f"agent {a.agent_id} (asid {a.asid}) on {a.hostname}: {a.state}{ago}")
         if a.error:
             click.echo(f"  error: {a.error}")
         click.echo(f"  kernel headers: {a.kernel_headers}")
         click.echo(f"  probes ({len(a.probes)}): {', '.join(a.probes)}")
         click.echo(f"  events seen: {a.events_seen}   lost: {a.events_lost}   parse errors: {a.parse_errors}"
                    f"   connections: {a.conns_active}")
-        click.echo(f"  {'table':<14}{'rows':>10}{'bytes':>14}{'cap':>12}  window")
+        if not a.tables:
+            continue
+        w = max(14, *(len(t.name) + 1 for t in a.tables))
+        click.echo(f"  {'table':<{w}}{'rows':>10}{'bytes':>14}{'cap':>12}{'evicted':>10}  window")
         for t in a.tables:
             window = f"{_fmt_ns(t.min_time_ns)} .. {_fmt_ns(t.max_time_ns)}" if t.rows else "-"
-            click.echo(f"  {t.name:<14}{t.rows:>10}{t.bytes:>14}{t.max_bytes:>12}  {window}")
+            click.echo(f"  {t.name:<{w}}{t.rows:>10}{t.bytes:>14}{t.max_bytes:>12}{t.rows_evicted:>10}  {window}")
 
 
 # ---- scripts ---------------------------------------------------------------------------------
