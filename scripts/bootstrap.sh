@@ -12,7 +12,8 @@ fi
 
 APT_PKGS=(python3-bpfcc libbpfcc tmux curl nginx-light wrk
           dnsmasq-base dnsutils  # a DNS server (no system service) and dig for the DNS tests
-          nftables)  # packet drops in a network namespace for the tcp_stats tests
+          nftables  # packet drops in a network namespace for the tcp_stats tests
+          gcc)  # builds the profiler tests' busy C fixture (tests/fixtures/profiler/busy.c)
 missing=()
 for p in "${APT_PKGS[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
 
@@ -57,4 +58,7 @@ if [[ ! -f $stamp || pyproject.toml -nt $stamp ]]; then
   .venv/bin/pip install -q --disable-pip-version-check -e '.[dev]'
   touch "$stamp"
 fi
+# Byte-compile the project up front: some environments set PYTHONDONTWRITEBYTECODE, and then every
+# start of pxtui would compile every module from source again (about 0.4 s of the TUI's first frame).
+.venv/bin/python -m compileall -q -j 0 pxtui cluster >/dev/null
 log "ready"
