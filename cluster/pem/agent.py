@@ -46,6 +46,8 @@ class PemConfig:
     netns_only: bool = False
     #: metadata from the Kubernetes API (in-cluster service account) instead of this host's /proc
     kubernetes: bool = False
+    #: how often the CPU profiler ships its stack counts (PXTUI_PROFILER_PERIOD_S overrides)
+    profiler_period_s: float = 10.0
 
 
 @dataclass(frozen=True)
