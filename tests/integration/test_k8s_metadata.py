@@ -178,6 +178,17 @@ def test_watch_add_modify_delete_keeps_history_of_a_short_lived_pod(
     )
     # Running at 620 s; the IP was released when it succeeded (640 s); the new pod from 721 s.
     assert at.to_pylist() == [uid(JOB), "", uid(REUSE)]
+    # and the same through PxL: px.ip_to_pod_id(ip, time) names the pod that held the IP then
+    store = TableStore()
+    store.create("http_events", schemas.HTTP_EVENTS)
+    store.append("http_events", _table(schemas.HTTP_EVENTS, [
+        {"time_": T0_NS + s * SEC, "upid": upid(11), "remote_addr": "10.244.2.15"} for s in (620, 780)]))
+    query = compile_pxl("import px\ndf = px.DataFrame('http_events', start_time='-20m')\n"
+                        "df.then = px.ip_to_pod_id(df.remote_addr, df.time_)\n"
+                        "df.now = px.ip_to_pod_id(df.remote_addr)\npx.display(df[['then', 'now']], 'ips')\n",
+                        now_ns=T0_NS + 800 * SEC, schemas=store.schemas())
+    [(_, ips)] = execute(query, store, md)
+    assert ips.to_pylist() == [{"then": uid(JOB), "now": uid(REUSE)}, {"then": uid(REUSE), "now": uid(REUSE)}]
 
 
 def test_deleted_pods_are_forgotten_after_the_retention(

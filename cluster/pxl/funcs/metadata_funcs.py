@@ -66,6 +66,14 @@ def _lookup_udf(key: str, attr: str):
     return impl
 
 
+def _ip_to_pod_id(ctx: EvalContext, args: Sequence[Value], sig: Signature, n: int) -> Value:
+    at = getattr(ctx.metadata, "pod_id_for_ip_at", None)
+    if len(args) == 1 or at is None:
+        return _lookup(ctx, "ip", "pod_id", args[0])
+    ips, times = (broadcast(a, n) for a in args)
+    return at(ips, times)
+
+
 def _pod_fallback(ctx: EvalContext, args: Sequence[Value], sig: Signature, n: int) -> Value:
     """Pod of the process; for short-lived processes the metadata service may have lost the upid,
     so fall back to the pod owning the local IP."""
@@ -113,9 +121,10 @@ def register(reg: Registry) -> None:
                                _lookup_udf(key, attr), sem, foldable=False, doc=f"{attr} of a {key}"))
     reg.add(ScalarFunc("pod_name_to_namespace", (Signature((STRING,), STRING),), _namespace_of_name,
                        fixed_semantic("ST_NAMESPACE_NAME"), doc="namespace part of <ns>/<pod>"))
-    # The (ip, time) overload asks about the pod owning the IP now: metadata keeps no IP history.
+    # The (ip, time) overload asks who held the IP then where the metadata keeps IP history
+    # (Kubernetes); elsewhere it is the pod owning the IP now, or last.
     reg.add(ScalarFunc("ip_to_pod_id", (Signature((STRING,), STRING), Signature((STRING, TIME64NS), STRING)),
-                       _lookup_udf("ip", "pod_id"), foldable=False, doc="pod UID owning an IP"))
+                       _ip_to_pod_id, foldable=False, doc="pod UID owning an IP (at a time)"))
     reg.add(ScalarFunc("_upid_to_podname_local_addr_fallback",
                        (Signature((UINT128, STRING, TIME64NS), STRING),), _pod_fallback,
                        fixed_semantic("ST_POD_NAME"), foldable=False, doc="pod of a process or its IP"))
