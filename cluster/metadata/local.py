@@ -86,6 +86,10 @@ class LocalMetadata:
     def pod_of(self, info: ProcessInfo) -> NetnsPod | None:
         """The network-namespace pod a process belongs to; None when it is a host process."""
         inode = self._upid_netns.get(info.upid, _UNSEEN)
+        if inode is _UNSEEN and info.netns:  # read when the process was first seen, maybe alive no more
+            inode = info.netns
+            with self._lock:
+                self._upid_netns.put(info.upid, inode)
         if inode is _UNSEEN:
             inode = self.netns.inode_of(info.pid)
             # The pid may be a new process by now: its namespace says nothing about this one.

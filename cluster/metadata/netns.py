@@ -317,7 +317,10 @@ class NetnsRegistry:
         if pod is not None and self._clock() - pod.checked < self.refresh_s:
             return pod
         with self._lock:
-            return self._look(inode, pid, named_netns(self.run_dir))
+            pod = self._look(inode, pid, named_netns(self.run_dir))
+        if pod is None:  # pid is gone; another process of its namespace may still tell us the pod
+            pod = self.pod_by_inode(inode)
+        return pod
 
     def pod_by_inode(self, inode: int) -> NetnsPod | None:
         self._fresh()

@@ -50,6 +50,15 @@ class ProcessInfo:
     cgroup: str  # the unified (v2) path, or the name=systemd / first v1 path on hybrid hosts
     container_id: str = ""  # 64-hex id from the runtime's cgroup path (cluster.pem.cgroups)
     pod_uid: str = ""  # Kubernetes pod UID from the kubelet's cgroup path
+    netns: int = 0  # network namespace inode when first seen (0: unknown), so a process that exits
+    #                 before its first metadata look-up still resolves to its namespace's pod
+
+
+def _netns_inode(path: str) -> int:
+    try:
+        return os.stat(path).st_ino
+    except OSError:
+        return 0
 
 
 def _read_text(path: str) -> str:
@@ -102,6 +111,7 @@ class ProcessCache:
             cgroup=cg.path,
             container_id=cg.container_id,
             pod_uid=cg.pod_uid,
+            netns=_netns_inode(f"{base}/ns/net"),
         )
         with self._lock:
             self._by_pid[pid] = info

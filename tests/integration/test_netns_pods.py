@@ -204,3 +204,18 @@ def test_demo_falls_back_to_loopback_when_namespaces_cannot_be_made(monkeypatch:
     finally:
         demo.stop()
     assert leftovers() == {"netns": [], "links": [], "procs": []}
+
+
+def test_a_process_gone_before_its_first_lookup_still_resolves_to_its_pod(test_pods: NsPods):
+    """Its namespace is read when its traffic first names it, so its rows keep their pod after it exits."""
+    processes = ProcessCache(1)
+    md = LocalMetadata(processes, "node1")
+    short = subprocess.Popen(["ip", "netns", "exec", "nstest-web-1", "sleep", "0.5"])
+    wait_until(lambda: os.readlink(f"/proc/{short.pid}/ns/net") != os.readlink("/proc/self/ns/net"), 5,
+               "the short-lived process to enter its namespace")
+    info = processes.lookup(short.pid)  # what the connection tracker does on its first event
+    short.wait(timeout=10)
+    assert not os.path.exists(f"/proc/{short.pid}/ns/net")
+    upids = pa.array([info.upid], pa.binary(16))
+    assert md.upid_attr("pod_name", upids).to_pylist() == ["nstest/web-1"]
+    assert md.upid_attr("service_name", upids).to_pylist() == ["nstest/web"]
