@@ -41,6 +41,7 @@ from cluster.pxl.vis import Vis, VisError
 from cluster.schemas import semantic_type
 from pxtui.format import FormattedTable, format_table
 from pxtui.runner import ClusterStatus, ScriptError, ScriptRunner, VizierUnavailable
+from pxtui.screens.diagnostics import DiagnosticsScreen
 from pxtui.screens.help import HelpScreen
 from pxtui.screens.row_detail import RowDetailScreen
 from pxtui.screens.script_palette import ScriptPalette
@@ -54,6 +55,10 @@ from pxtui.widgets.table_panel import TablePanel
 from pxtui.widgets.variables_bar import VariablesBar
 from pxtui.widgets.vis_layout import VisLayout
 from pxtui.widgets.vis_panel import VisPanel
+from pxtui.widgets.warning_bar import WarningBar
+
+COMMANDS = {":diagnostics": "agents, probes, kernel headers, lost events, tables: why is there no data"}
+"""Palette entries that open a view instead of running a script."""
 
 
 @dataclass
@@ -97,6 +102,7 @@ class PxApp(App[None]):
         Binding("ctrl+r", "refresh_now", "Refresh", show=False),
         Binding("a", "edit_args", "Args"),
         Binding("e", "edit_script", "Edit"),
+        Binding("d", "diagnostics", "Diagnostics", show=False),
         Binding("escape", "back", "Back", show=False),
         Binding("ctrl+c", "quit", "Quit", show=False),
     ]
@@ -172,6 +178,7 @@ class PxApp(App[None]):
         yield ScriptEditor(self.save_dir, id="editor")
         yield ErrorPanel(id="error")
         yield VisLayout(self._vis.widgets if self._vis is not None else (), id="body")
+        yield WarningBar(id="warnings")
         yield StatusBar(id="status")
         yield Footer()
 
@@ -206,6 +213,10 @@ class PxApp(App[None]):
     @property
     def status_bar(self) -> StatusBar:
         return self.query_one("#status", StatusBar)
+
+    @property
+    def warning_bar(self) -> WarningBar:
+        return self.query_one("#warnings", WarningBar)
 
     @property
     def header_bar(self) -> HeaderBar:
@@ -305,8 +316,9 @@ class PxApp(App[None]):
                 assert outcome.tables is not None
                 await self.body.update_tables(outcome.tables)
                 self._focus_first_panel()
-                for w in outcome.warnings:
-                    self.notify(w, severity="warning", timeout=6)
+                # a partial result keeps its rows on screen and says what they lack, until a
+                # result without warnings (an error keeps the rows, so it keeps their warnings too)
+                self.warning_bar.show_warnings(outcome.warnings)
             if outcome.status is not None:
                 self._status.cluster = outcome.status
             self._status.refreshed_at = self.clock()
@@ -352,7 +364,8 @@ class PxApp(App[None]):
         self._generation += 1
         self._rerun = self._in_flight  # the run in flight is for the old script: go again after
         await self.body.remove()
-        await self.mount(VisLayout(vis.widgets, id="body"), before=self.status_bar)
+        await self.mount(VisLayout(vis.widgets, id="body"), before=self.warning_bar)
+        self.warning_bar.show_warnings([])
         self._update_header(shown)
         self.editor.load(script.id, script.pxl)
         self.vars_bar.close()
@@ -443,9 +456,20 @@ class PxApp(App[None]):
         async def chosen(choice: tuple[str, dict[str, str]] | None) -> None:
             if choice is not None:
                 sid, args = choice
+                if sid == ":diagnostics":
+                    self.action_diagnostics()
+                    return
                 await self.switch_script(scripts[sid], args)
 
-        self.push_screen(ScriptPalette(scripts, self.script.id), chosen)
+        self.push_screen(ScriptPalette(scripts, self.script.id, commands=COMMANDS), chosen)
+
+    def action_diagnostics(self) -> None:
+        """`d` / `:diagnostics`: every agent's state, probes, headers, loss and tables, live."""
+        if isinstance(self.screen, DiagnosticsScreen):
+            return
+        source = getattr(self.runner, "get_status", None)  # a recording (LocalRunner) has no agents
+        self.push_screen(DiagnosticsScreen(source if callable(source) else None, refresh_s=self.refresh_s,
+                                           tz=self.tz, clock=self.clock, glyphs=self.glyphs))
 
     async def action_edit_args(self) -> None:
         """`a`: the variables bar, filled with the current values."""

@@ -3,7 +3,8 @@
 Fuzzy like px live's palette and k9s' command line: the letters typed must appear in order
 ("htd" finds px/http_data), matches at word starts and runs of consecutive letters rank first.
 Arguments may follow the name ("http --start_time=-1m"); Enter runs the highlighted script
-with them, Esc closes.
+with them, Esc closes. The app may add commands (":diagnostics") that open a view instead; one
+is listed first only when it matches the typed letters better than every script.
 """
 
 from __future__ import annotations
@@ -92,10 +93,11 @@ class ScriptPalette(ModalScreen[tuple[str, dict[str, str]] | None]):
     ScriptPalette #palette-hint { color: $text-muted; padding: 0 1; height: 1; }
     """
 
-    def __init__(self, scripts: dict[str, Script], current: str = "") -> None:
+    def __init__(self, scripts: dict[str, Script], current: str = "", commands: dict[str, str] | None = None) -> None:
         super().__init__()
         self.scripts = scripts
         self.current = current
+        self.commands = dict(commands or {})  # ":name" -> what it shows
         self.matches: list[str] = []
 
     def compose(self) -> ComposeResult:
@@ -112,11 +114,18 @@ class ScriptPalette(ModalScreen[tuple[str, dict[str, str]] | None]):
     def _refill(self, text: str) -> None:
         name, _ = split_query(text)
         self.matches = rank(name, self.scripts)
+        best_script = fuzzy_score(name, self.matches[0]) if self.matches else None
+        for cmd in self.commands:
+            score = fuzzy_score(name, cmd.lstrip(":"))
+            if score is None:
+                continue
+            first = bool(name) and (best_script is None or score > best_script)
+            self.matches.insert(0, cmd) if first else self.matches.append(cmd)
         options = self.query_one(OptionList)
         options.clear_options()
         for sid in self.matches:
             label = Text(sid, style="bold")
-            short = self.scripts[sid].short
+            short = self.commands[sid] if sid in self.commands else self.scripts[sid].short
             if short:
                 label.append(f"  {short}", style="dim")
             options.add_option(Option(label, id=sid))

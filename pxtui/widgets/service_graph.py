@@ -1,11 +1,13 @@
-"""vis.json `Graph` and `RequestGraph` as a layered text service map.
+"""vis.json `Graph` and `RequestGraph` as a service map drawn in the terminal, with its edge list.
 
-A 2-D node-and-line drawing of a dozen services is unreadable at 80 columns, so the graph is laid
-out in layers instead: layer 1 holds the services nothing calls (entry points), layer n+1 what
-layer n calls, and each service lists its outgoing edges as a tree with their labels (weight,
-p50/p90/p99, error rate, requests per second). Edges are coloured green/yellow/red by the
-colour column against the thresholds, and also marked "!" / "!!", so the map reads without
-colour. j/k move a cursor from edge to edge.
+The map is a layered drawing (pxtui/widgets/graph_layout.py, on grandalf's Sugiyama layout):
+callers above what they call, crossings reduced, every edge its own line of box-drawing
+characters (plain ASCII in ASCII mode) ending in an arrowhead, coloured green/yellow/red by the
+colour column against the thresholds. Names are cut to fit, and a short label (the edge weight,
+or a RequestGraph's p50) is written beside an arrowhead where there is room. Below the map (or
+beside it, when the panel is wide) every edge is listed with all its labels and a "!" / "!!"
+mark, so nothing depends on colour or on a name that had to be cut. j/k move a cursor from edge
+to edge: the selected edge is drawn in heavy lines on the map and highlighted in the list.
 
 Graph: `adjacencyList.fromColumn/toColumn`, `edgeWeightColumn`, `edgeColorColumn`,
 `edgeThresholds.mediumThreshold/highThreshold`, `edgeHoverInfo[]` (extra label columns).
@@ -15,7 +17,6 @@ p50/p90/p99, error rate and rps and are coloured by error rate.
 
 from __future__ import annotations
 
-from collections import deque
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
@@ -24,6 +25,17 @@ from textual.binding import Binding, BindingType
 
 from pxtui.format import FormattedTable
 from pxtui.widgets.chart_canvas import fit
+from pxtui.widgets.graph_layout import (
+    ASCII_HEAVY,
+    ASCII_LIGHT,
+    HEAVY,
+    LIGHT,
+    Drawing,
+    Layering,
+    common_namespace,
+    draw_graph,
+    layer_graph,
+)
 from pxtui.widgets.vis_panel import VisPanel
 
 REQUEST_ERROR_MEDIUM = 0.01  # 1 % of requests failing: yellow
@@ -38,33 +50,7 @@ class Edge:
     dst: str
     labels: list[str] = field(default_factory=list)
     level: int = 0  # 0 ok, 1 medium, 2 high (colour and "!" marks)
-
-
-def layers(nodes: list[str], edges: list[Edge]) -> list[list[str]]:
-    """Breadth-first layers from the nodes nothing points to; cycles start where they are first met."""
-    out_edges: dict[str, list[str]] = {n: [] for n in nodes}
-    indeg = dict.fromkeys(nodes, 0)
-    for e in edges:
-        out_edges[e.src].append(e.dst)
-        if e.src != e.dst:
-            indeg[e.dst] += 1
-    depth: dict[str, int] = {}
-    starts = [n for n in nodes if indeg[n] == 0] + nodes  # then anything left (pure cycles)
-    for start in starts:
-        if start in depth:
-            continue
-        depth[start] = 0 if indeg[start] == 0 else max(depth.values(), default=-1) + 1
-        queue = deque([start])
-        while queue:
-            n = queue.popleft()
-            for m in out_edges[n]:
-                if m not in depth:
-                    depth[m] = depth[n] + 1
-                    queue.append(m)
-    result: list[list[str]] = [[] for _ in range(max(depth.values(), default=-1) + 1)]
-    for n in nodes:
-        result[depth[n]].append(n)
-    return [sorted(layer) for layer in result if layer]
+    short: str = ""  # written on the map beside the arrowhead when there is room
 
 
 def _level(value: Any, medium: float, high: float) -> int:
@@ -93,6 +79,11 @@ class ServiceGraph(VisPanel):
         self.nodes: list[str] = []
         self.edges: list[Edge] = []
         self.cursor = 0  # index into the edges in drawing order
+        self.layering: Layering | None = None  # ranks and order: recomputed only when the edges change
+        self._topology: tuple[tuple[str, str], ...] = ()
+        self._drawn: dict[tuple[int, bool], Drawing] = {}  # by (width, ascii)
+        self._order: list[int] = []  # edge indexes in list (and cursor) order
+        self._follow = False  # scroll to the selected edge on the next draw (after j/k, not on refresh)
 
     # ---------------------------------------------------------------- data
 
@@ -103,6 +94,12 @@ class ServiceGraph(VisPanel):
             merged.setdefault((e.src, e.dst), e)
         self.edges = list(merged.values())
         self.nodes = sorted({n for e in self.edges for n in (e.src, e.dst)})
+        topology = tuple((e.src, e.dst) for e in self.edges)
+        if topology != self._topology:  # a refresh with the same services keeps its layout
+            self._topology = topology
+            self.layering = layer_graph(self.nodes, list(topology)) if topology else None
+            self._order = self._list_order()
+        self._drawn.clear()
         self.cursor = min(self.cursor, max(0, len(self.edges) - 1))
 
     def _texts(self, model: FormattedTable, column: str) -> list[str]:
@@ -132,7 +129,8 @@ class ServiceGraph(VisPanel):
         out = []
         for i, (s, d) in enumerate(zip(src, dst, strict=True)):
             labels = [f"{c} {texts[c][i]}" for c in label_cols]
-            out.append(Edge(s, d, labels, _level(colours[i], medium, high) if colour_col else 0))
+            short = texts[weight][i] if weight else ""
+            out.append(Edge(s, d, labels, _level(colours[i], medium, high) if colour_col else 0, short))
         return out
 
     def _request_edges(self, model: FormattedTable) -> list[Edge]:
@@ -149,67 +147,186 @@ class ServiceGraph(VisPanel):
             return names
 
         src, dst = side("requestor"), side("responder")
-        shown = [("p50", "p50Column"), ("p90", "p90Column"), ("p99", "p99Column"),
-                 ("err", "errorRateColumn"), ("rps", "requestsPerSecondColumn")]
+        shown = [
+            ("p50", "p50Column"),
+            ("p90", "p90Column"),
+            ("p99", "p99Column"),
+            ("err", "errorRateColumn"),
+            ("rps", "requestsPerSecondColumn"),
+        ]
         texts = {k: self._texts(model, spec[c]) for k, c in shown if spec.get(c) and spec[c] in model.columns}
         err_col = spec.get("errorRateColumn")
         errors = model.raw.column(err_col).to_pylist() if err_col in model.columns else [None] * len(src)
         out = []
         for i, (s, d) in enumerate(zip(src, dst, strict=True)):
             labels = [f"{k} {t[i]}" for k, t in texts.items()]
-            out.append(Edge(s, d, labels, _level(errors[i], REQUEST_ERROR_MEDIUM, REQUEST_ERROR_HIGH)))
+            short = texts["p50"][i] if "p50" in texts else ""
+            out.append(Edge(s, d, labels, _level(errors[i], REQUEST_ERROR_MEDIUM, REQUEST_ERROR_HIGH), short))
         return out
 
     # ---------------------------------------------------------------- drawing
 
+    def _list_order(self) -> list[int]:
+        """Edges top to bottom as the map draws them: by the caller's layer, then left to right."""
+        lay = self.layering
+        if lay is None:
+            return []
+        where = {s.node: (r, k) for r, layer in enumerate(lay.layers) for k, s in enumerate(layer) if s.node}
+        return sorted(range(len(self.edges)), key=lambda i: (where[self.edges[i].src], where[self.edges[i].dst]))
+
     def _ordered_edges(self) -> list[Edge]:
-        order = {n: i for i, n in enumerate(n for layer in layers(self.nodes, self.edges) for n in layer)}
-        return sorted(self.edges, key=lambda e: (order[e.src], order[e.dst]))
+        return [self.edges[i] for i in self._order]
+
+    def drawing(self, width: int) -> Drawing | None:
+        """The routed map for this width (cached until the data changes)."""
+        if self.layering is None:
+            return None
+        g = self.glyphs
+        key = (width, g.ascii)
+        if key not in self._drawn:
+            lines = ASCII_LIGHT if g.ascii else LIGHT
+            self._drawn[key] = draw_graph(
+                self.nodes, list(self._topology), width, lines, g.ellipsis, layering=self.layering
+            )
+        return self._drawn[key]
+
+    def _map_lines(self, d: Drawing, width: int, selected: int | None) -> list[Text]:
+        """The map as styled lines `width` wide: the drawing centred, heavy lines for the selected
+        edge, and short labels beside arrowheads where the cells are free."""
+        g = self.glyphs
+        heavy = ASCII_HEAVY if g.ascii else HEAVY
+        light = ASCII_LIGHT if g.ascii else LIGHT
+        pad = max(0, (width - d.width) // 2)
+        chars = [[" "] * pad + row + [" "] * max(0, width - pad - d.width) for row in d.chars]
+        owner: list[list[int | str | None]] = [
+            [None] * pad + row + [None] * max(0, width - pad - d.width) for row in d.owner
+        ]
+        styles: list[list[str]] = [[""] * len(row) for row in chars]
+        to_heavy = dict(zip(light.glyphs.values(), heavy.glyphs.values(), strict=True))
+        for y, row in enumerate(owner):
+            for x, who in enumerate(row):
+                if isinstance(who, int):
+                    e = self.edges[who]
+                    style = LEVEL_STYLE[e.level]
+                    if who == selected and self.has_focus:
+                        chars[y][x] = to_heavy.get(chars[y][x], chars[y][x])
+                        style += " bold reverse"
+                    styles[y][x] = style
+                elif isinstance(who, str):
+                    styles[y][x] = "bold" if g.ascii else "bold reverse"
+        if g.ascii:  # no reverse video in logs and serial consoles: brackets mark a node
+            for node, (x0, x1) in d.node_cols.items():
+                y = d.node_rows[node]
+                chars[y][pad + x0], chars[y][pad + x1 - 1] = "[", "]"
+        for i, e in enumerate(self.edges):
+            if e.short and i in d.arrows:
+                self._place_label(chars, styles, d.arrows[i][0], d.arrows[i][1] + pad, e.short, LEVEL_STYLE[e.level])
+        out = []
+        for row, st in zip(chars, styles, strict=True):
+            t = Text(no_wrap=True, overflow="crop")
+            for ch, style in zip(row, st, strict=True):
+                t.append(ch, style=style)
+            out.append(t)
+        return out
+
+    @staticmethod
+    def _place_label(chars: list[list[str]], styles: list[list[str]], y: int, x: int, label: str, style: str) -> None:
+        """`label` right (else left) of the arrowhead at (x, y), in the edge's colour, if those cells
+        and one on each side are blank: a label never touches a line, so it is not read as one."""
+        row = chars[y]
+        n = len(label)
+        for start in (x + 2, x - 1 - n):
+            if start - 1 >= 0 and start + n < len(row) and all(c == " " for c in row[start - 1 : start + n + 1]):
+                if start > x and row[x + 1] != " ":
+                    continue
+                for k, ch in enumerate(label):
+                    row[start + k] = ch
+                    styles[y][start + k] = style.replace("bold ", "")
+                return
+
+    def _list_lines(self, width: int, selected: int | None, strip: str) -> tuple[list[Text], int]:
+        """One line per edge: caller ▶ callee, mark, every label; and the selected edge's line.
+        `strip` is the namespace the map left out of every name (said once in the summary)."""
+        g = self.glyphs
+
+        def name(n: str) -> str:
+            return n[len(strip) :] if strip and n.startswith(strip) else n
+
+        name_w = min(max(len(name(n)) for n in self.nodes), max(8, width // 4))
+        out: list[Text] = []
+        cursor_line = 0
+        for i in self._order:
+            e = self.edges[i]
+            line = Text(no_wrap=True, overflow="crop")
+            chosen = i == selected
+            style = LEVEL_STYLE[e.level] + (" reverse" if chosen and self.has_focus else "")
+            line.append(fit(name(e.src), name_w, g.ellipsis).ljust(name_w), style="bold" if chosen else "")
+            line.append(f" {g.arrow} ", style="dim")
+            line.append(fit(name(e.dst), name_w, g.ellipsis).ljust(name_w), style=style)
+            line.append(f" {LEVEL_MARK[e.level]:2} ", style=LEVEL_STYLE[e.level])
+            line.append("  ".join(e.labels))
+            line.truncate(width, overflow="ellipsis")
+            if chosen:
+                cursor_line = len(out)
+            out.append(line)
+        return out, cursor_line
 
     def draw(self, width: int, height: int) -> list[Text]:
         g = self.glyphs
         if not self.edges:
             return [Text("no edges in this window", style="dim italic")]
-        by_src: dict[str, list[Edge]] = {}
-        for e in self._ordered_edges():
-            by_src.setdefault(e.src, []).append(e)
-        name_w = min(max(len(n) for n in self.nodes), max(8, width // 3))
-        lines: list[Text] = [Text(f"{len(self.nodes)} services, {len(self.edges)} edges",
-                                  style="dim", no_wrap=True, overflow="crop")]
-        cursor_line = 0
-        k = 0
-        for depth, layer in enumerate(layers(self.nodes, self.edges), start=1):
-            lines.append(Text(fit(f"layer {depth}", width, g.ellipsis), style="bold underline"))
-            for node in layer:
-                outs = by_src.get(node, [])
-                head = Text(no_wrap=True, overflow="crop")
-                head.append(fit(node, width - 2, g.ellipsis), style="bold")
-                if not outs:
-                    head.append("  (no calls out)", style="dim")
-                lines.append(head)
-                for j, e in enumerate(outs):
-                    line = Text(no_wrap=True, overflow="crop")
-                    branch = g.branch_last if j == len(outs) - 1 else g.branch
-                    selected = k == self.cursor
-                    style = LEVEL_STYLE[e.level] + (" reverse" if selected and self.has_focus else "")
-                    line.append(f"  {branch}{g.arrow} ", style="dim")
-                    line.append(fit(e.dst, name_w, g.ellipsis).ljust(name_w), style=style)
-                    mark = LEVEL_MARK[e.level]
-                    line.append(f" {mark:2} ", style=LEVEL_STYLE[e.level])
-                    line.append("  ".join(e.labels), style="")
-                    if selected:
-                        cursor_line = len(lines)
-                    lines.append(line)
-                    k += 1
-        # keep the selected edge on screen
-        if cursor_line < self.top:
+        order = self._order
+        selected = order[self.cursor] if 0 <= self.cursor < len(order) else None
+        d = self.drawing(width)
+        assert d is not None
+        strip = d.stripped
+        if not strip and max(map(len, self.nodes)) * 2 + 6 + max(len("  ".join(e.labels)) for e in self.edges) > width:
+            strip = common_namespace(self.nodes)  # the list would cut its labels: say the namespace once
+        listed, cursor_line = self._list_lines(width, selected, strip)
+        list_w = max(len(t.plain) for t in listed)
+        side = d.width + 4 + min(list_w, 60) <= width  # wide panel: the list beside the map
+        map_w = d.width + 2 if side else width
+        if side:
+            d = self.drawing(map_w) or d
+            strip = d.stripped
+            listed, cursor_line = self._list_lines(width - map_w - 3, selected, strip)
+        summary = f"{len(self.nodes)} services, {len(self.edges)} edges"
+        if d.stripped:
+            summary += f" · names without {strip}"
+        elif strip:
+            summary += f" · {strip} left out of the list"
+        lines: list[Text] = [Text(summary, style="dim", no_wrap=True, overflow="crop")]
+        drawn = self._map_lines(d, map_w, selected)
+        if side:
+            rows = max(len(drawn), len(listed))
+            for k in range(rows):
+                t = Text(no_wrap=True, overflow="crop")
+                t.append_text(drawn[k] if k < len(drawn) else Text(" " * map_w))
+                t.append(f" {g.v_line} ", style="dim")
+                if k < len(listed):
+                    t.append_text(listed[k])
+                lines.append(t)
+            cursor_line += 1
+        else:
+            lines.extend(drawn)
+            lines.append(Text(g.h_line * width, style="dim"))
+            cursor_line += len(lines)
+            lines.extend(listed)
+        for t in lines:
+            t.truncate(width)
+        # after j/k, keep the selected edge's line on screen (a refresh leaves the view where it is)
+        if not self._follow:
+            pass
+        elif cursor_line < self.top:
             self.top = cursor_line
         elif cursor_line >= self.top + height:
             self.top = cursor_line - height + 1
+        self._follow = False
         return lines
 
     def action_move(self, delta: int) -> None:
         self.cursor = max(0, min(len(self.edges) - 1, self.cursor + delta))
+        self._follow = True
         self.refresh()
 
     @property
