@@ -58,7 +58,7 @@ def test_cli_in_tmux_shows_traffic_and_obeys_keys(vizier: Vizier) -> None:
         cmd = f"env {exports} {PXTUI} live px/http_data --refresh 1 -- --path_filter={marker}; echo PXTUI-EXITED=$?"
         _tmux("new-session", "-d", "-s", session, "-x", "120", "-y", "30", "bash", "--norc", "-c",
               f"{cmd}; sleep 30")
-        screen = _wait_for(session, f"/tmux/{marker[:8]}")
+        screen = _wait_for(session, f"/tmux/{marker[:6]}")  # fits the path column even at 80 columns
         assert "HTTP traffic" in screen and "agents 1/1" in screen
         _tmux("send-keys", "-t", session, "?")
         _wait_for(session, "Keys (Esc closes)")
