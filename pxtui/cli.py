@@ -89,6 +89,12 @@ DATA_HELP = ("Replay a recording made by `pxtui record DIR` in this process: no 
              "Relative times (-5m) count back from the recording's end time, not from now.")
 
 
+def _set_timeout(timeout: float | None) -> None:
+    """--timeout outranks PXTUI_TIMEOUT, which the client reads (flags, then environment)."""
+    if timeout is not None:
+        os.environ["PXTUI_TIMEOUT"] = f"{timeout:g}"
+
+
 def _runner(data: str | None, vizier: str | None, api_key: str | None):
     """The gRPC client, or with --data the in-process runner over a recording."""
     if data is None:
@@ -338,8 +344,10 @@ OUTPUT = click.Choice(["table", "json", "jsonl", "csv"])
 @click.argument("script_args", nargs=-1, type=click.UNPROCESSED)
 @click.option("--cluster", metavar="CONTEXT",
               help="Reach the Vizier in this kubeconfig context by port-forward (namespace: PXTUI_NAMESPACE).")
+@click.option("--timeout", type=click.FloatRange(min=0.1), metavar="SECONDS",
+              help="This query's deadline on the Vizier (else PXTUI_TIMEOUT, else the Vizier's 10 s).")
 def run(script: str | None, file: str | None, output: str, data: str | None, vizier: str | None,
-        api_key: str | None, script_args: tuple[str, ...], cluster: str | None) -> None:
+        api_key: str | None, script_args: tuple[str, ...], cluster: str | None, timeout: float | None) -> None:
     """Run SCRIPT once and print its tables: pxtui run px/http_data -- --start_time=-1m
 
     With --data DIR it runs against a recording instead of the Vizier, and `now` is the recording's
@@ -348,6 +356,7 @@ def run(script: str | None, file: str | None, output: str, data: str | None, viz
 
     s = _load_script(script, file)
     vizier = cluster_vizier(cluster, vizier, data)
+    _set_timeout(timeout)
     _run_once(s, parse_script_args(script_args), output, vizier, api_key, data)
 
 
@@ -388,9 +397,11 @@ def record(directory: str, tables: tuple[str, ...], vizier: str | None, api_key:
 @click.argument("script_args", nargs=-1, type=click.UNPROCESSED)
 @click.option("--cluster", metavar="CONTEXT",
               help="Reach the Vizier in this kubeconfig context by port-forward (namespace: PXTUI_NAMESPACE).")
+@click.option("--timeout", type=click.FloatRange(min=0.1), metavar="SECONDS",
+              help="This query's deadline on the Vizier (else PXTUI_TIMEOUT, else the Vizier's 10 s).")
 def live(script: str | None, file: str | None, once: bool, output: str, refresh: float, data: str | None,
          ascii_only: bool, vizier: str | None, api_key: str | None, script_args: tuple[str, ...],
-         cluster: str | None) -> None:
+         cluster: str | None, timeout: float | None) -> None:
     """The live TUI for SCRIPT (default px/http_data); --once prints instead.
 
     With --data DIR it shows a recording instead of the Vizier, and `now` is the recording's end time."""
@@ -401,6 +412,7 @@ def live(script: str | None, file: str | None, once: bool, output: str, refresh:
     s = _load_script(script, file)
     args = parse_script_args(script_args)
     vizier = cluster_vizier(cluster, vizier, data)
+    _set_timeout(timeout)
     if once:
         _run_once(s, args, output, vizier, api_key, data)
         return

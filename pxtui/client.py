@@ -66,10 +66,20 @@ class VizierClient:
     vizier_key: the Vizier's X25519 public key (32 bytes). With it every ExecuteScript request is
     sealed end to end; without it the script travels in the clear (the Vizier accepts both)."""
 
-    def __init__(self, addr: str, api_key: str | None, timeout_s: float = 30.0, vizier_key: bytes | None = None):
+    def __init__(self, addr: str, api_key: str | None, timeout_s: float = 30.0, vizier_key: bytes | None = None,
+                 query_timeout_s: float | None = None):
+        """``query_timeout_s``: each query's deadline on the Vizier (`--timeout`, else PXTUI_TIMEOUT,
+        else the Vizier's default)."""
         self.addr = addr
         self.api_key = api_key
-        self.timeout_s = timeout_s
+        if query_timeout_s is None and os.environ.get("PXTUI_TIMEOUT"):
+            try:
+                query_timeout_s = float(os.environ["PXTUI_TIMEOUT"])
+            except ValueError:
+                raise ValueError(f"PXTUI_TIMEOUT must be seconds, got {os.environ['PXTUI_TIMEOUT']!r}") from None
+        self.query_timeout_s = query_timeout_s
+        # the call itself may take the query's whole deadline, plus the time to ship the results
+        self.timeout_s = max(timeout_s, (query_timeout_s or 0) + 10)
         if vizier_key is not None and len(vizier_key) != 32:
             raise ValueError(f"vizier_key must be the 32 bytes of an X25519 public key, got {len(vizier_key)}")
         self.vizier_key = vizier_key
@@ -90,7 +100,7 @@ class VizierClient:
             query_str=pxl,
             client_public_key=public_bytes(key),
             script_name=name,
-            timeout_ms=timeout_ms,
+            timeout_ms=timeout_ms or int((self.query_timeout_s or 0) * 1000),
             exec_funcs=[
                 pb.FuncToExecute(
                     func_name=f.name,

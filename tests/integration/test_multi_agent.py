@@ -177,7 +177,8 @@ class SlowBackend(StoreBackend):
         self.store = Stalling()  # type: ignore[assignment]
 
 
-def test_a_stalled_agent_is_cut_off_at_the_deadline(generated: datagen.Generated, tmp_path: Path) -> None:
+def test_a_stalled_agent_is_cut_off_at_the_deadline(generated: datagen.Generated, tmp_path: Path,
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
     parts = split_rows(generated.tables, 2)
     fast = StoreBackend(parts[0], generated.metadata, "fast-node", asid=1)
     slow = SlowBackend(parts[1], generated.metadata, "slow-node", asid=2, stall_s=8)
@@ -190,6 +191,14 @@ def test_a_stalled_agent_is_cut_off_at_the_deadline(generated: datagen.Generated
             took = time.monotonic() - t0
         finally:
             client.close()
+        # the same deadline from the command line: --timeout, as a user asks for it
+        monkeypatch.setenv("PXTUI_TIMEOUT", "30")  # restored after the test; --timeout outranks it
+        t0 = time.monotonic()
+        cli = CliRunner().invoke(main, ["run", "px/http_data", "-o", "json", "--timeout", "2", "--vizier", cluster.addr,
+                                        "--api-key", cluster.api_key, "--", "--start_time", "-10m"])
+        cli_took = time.monotonic() - t0
+    assert cli.exit_code == 0, cli.output
+    assert cli_took < 4.5 and "slow-node" in json.loads(cli.stdout)["warnings"][0]
     assert took < 3.5, f"the query took {took:.1f} s for a 2 s deadline"
     [warning] = res.warnings
     assert "slow-node" in warning and "deadline" in warning
