@@ -3,9 +3,9 @@
 Agents register once, then heartbeat. The state follows Pixie's: HEALTHY while heartbeats arrive,
 UNRESPONSIVE after a few missed ones (still listed, no longer asked to run queries), DISCONNECTED
 after longer, and forgotten after longer still. A restarted agent registers anew (a new agent id) and
-takes over its predecessor's place: same address and hostname, so the old entry goes at once instead
-of lingering as UNRESPONSIVE; it keeps the ASID when the address is the same, so its upids stay
-comparable with what the broker saw before.
+takes over its predecessor's place (the same address, or the same host name once the old one has
+stopped heartbeating), so the old entry goes at once instead of lingering as UNRESPONSIVE, and it
+keeps the ASID, so its upids stay comparable with what the broker saw before.
 """
 
 from __future__ import annotations
@@ -83,8 +83,12 @@ class AgentRegistry(apb_grpc.AgentRegistryServicer):
             context.abort(grpc.StatusCode.INVALID_ARGUMENT, "register: agent_id and address are required")
         with self._lock:
             self._forget_old()
+            # Its predecessor: the same address, or the same host name with heartbeats that stopped
+            # (a restarted agent that listens on a new port).
+            silent = [a for a in self._agents.values() if self.clock() - a.last_heartbeat > self.unresponsive_after_s]
             replaced = [a for a in self._agents.values()
-                        if a.address == request.address and a.agent_id != request.agent_id]
+                        if a.agent_id != request.agent_id and a.kelvin == request.kelvin
+                        and (a.address == request.address or (a.hostname == request.hostname and a in silent))]
             asid = request.asid
             if asid == 0 and replaced:
                 asid = replaced[0].asid
