@@ -10,6 +10,12 @@
 //    BPF_RB_NO_WAKEUP: user space polls on a timer, because wakeups (IPIs) cost 2-8x more.
 //  * connect/accept/accept4/close give connection lifecycle events; inet_sock_set_state gives
 //    sk -> 4-tuple without reading any kernel struct.
+//  * TLS (ebpf-notes §4): uprobes on OpenSSL's SSL_read/SSL_write(_ex) emit the plaintext as
+//    EV_DATA with F_SSL. The SSL* -> fd mapping needs no OpenSSL struct offsets: an SSL call in
+//    progress is recorded per thread in `ssl_calls`, and the socket syscall it makes (seen by
+//    mark_sock) gives the fd. That fd is then marked in `tls_fds` and its ciphertext is dropped
+//    at sys_exit. SSL_do_handshake is probed too, so the handshake's ciphertext is dropped.
+//    Attached per library by user space (cluster/pem/sources/openssl_probes.py).
 //
 // NEVER dereference kernel structs here: the headers (6.1) do not match the running kernel and
 // BCC's Python frontend has no CO-RE. Tracepoint args are safe (BCC builds them from the running
@@ -62,6 +68,11 @@
 #define SC_ACCEPT4 288
 #define SC_RECVMMSG 299
 #define SC_SENDMMSG 307
+// Pseudo syscall ids of TLS plaintext events (above every x86_64 syscall number).
+#define SC_SSL_READ 1000
+#define SC_SSL_WRITE 1001
+#define SC_SSL_READ_EX 1002
+#define SC_SSL_WRITE_EX 1003
 
 #define DIR_EGRESS 0
 #define DIR_INGRESS 1
@@ -71,11 +82,13 @@
 #define F_INGRESS 1     // data was read/received by the traced process
 #define F_ADDR 2        // hdr.addr holds a sockaddr (peer for data/connect/accept, local for ESTABLISHED)
 #define F_READ_FAIL 4   // bpf_probe_read_user of the payload failed: buf_size is 0
+#define F_SSL 8         // plaintext captured inside a TLS library (SSL_read/SSL_write)
 
 // counters[] indices
 #define CNT_RING_FULL 0
 #define CNT_READ_FAIL 1
 #define CNT_ACTIVE_FULL 2
+#define CNT_SSL_NO_FD 3  // TLS plaintext dropped: no socket syscall ever tied its SSL* to an fd
 
 // 80 bytes; natural alignment gives no holes. Decoded in socket_tracer.py as
 // "<BBHHHQQIIiIII28sI".
@@ -165,6 +178,42 @@ BPF_HASH(active, u64, struct active_t, 65536);
 BPF_HASH(excluded, u32, u8, 1024);              // tgids whose traffic is never captured (the agent)
 BPF_TABLE("lru_hash", u64, u8, known_fds, 65536);  // (tgid << 32 | fd): emit CLOSE only for these
 
+// ---- TLS state (used by the syscall probes too, hence declared here) ----
+#define SSL_KIND_DATA 0
+#define SSL_KIND_HANDSHAKE 1
+
+// An SSL call in progress on a thread, from the uprobe to its uretprobe.
+struct ssl_call_t {
+    u64 ssl;      // the SSL*
+    u64 buf;      // user buffer of SSL_read/SSL_write
+    u64 len_ptr;  // *_ex: the size_t* the byte count is written to (0: the return value is the count)
+    u64 sk;       // from the first socket syscall nested in the call
+    s32 fd;       // -1 until a socket syscall nested in the call is seen
+    u16 family;
+    u16 protocol;
+    u16 syscall;  // SC_SSL_*
+    u8 dir;
+    u8 kind;      // SSL_KIND_*
+};
+
+struct ssl_key_t {
+    u64 ssl;
+    u32 tgid;
+    u32 pad;
+};
+
+// The socket an SSL* was last seen using: SSL_read served from OpenSSL's buffer makes no syscall.
+struct ssl_sock_t {
+    u64 sk;
+    s32 fd;
+    u16 family;
+    u16 protocol;
+};
+
+BPF_HASH(ssl_calls, u64, struct ssl_call_t, 16384);                     // pid_tgid -> call
+BPF_TABLE("lru_hash", struct ssl_key_t, struct ssl_sock_t, ssl_socks, 65536);
+BPF_TABLE("lru_hash", u64, u8, tls_fds, 65536);  // (tgid << 32 | fd) of TLS sockets: ciphertext dropped
+
 static __always_inline void bump(u32 idx) {
     u64 *v = counters.lookup(&idx);
     if (v)
@@ -222,6 +271,27 @@ static __always_inline void begin(u16 syscall, u8 dir, s32 fd, u64 buf, u32 iovl
         store(id, syscall, dir, fd, buf, iovlen, addr, addrlen_ptr);
 }
 
+// A socket syscall made while an SSL call is in progress on the same thread is that SSL*'s own
+// I/O: it gives the call its fd and marks the fd as TLS (its ciphertext is dropped at exit). One
+// map lookup per socket syscall when no SSL call is in progress.
+static __always_inline void note_ssl_socket(u64 id, struct active_t *a) {
+    struct ssl_call_t *c = ssl_calls.lookup(&id);
+    if (!c || (a->family != PX_AF_INET && a->family != PX_AF_INET6))
+        return;
+    if (c->fd < 0) {
+        c->fd = a->fd;
+        c->sk = a->sk;
+        c->family = a->family;
+        c->protocol = a->protocol;
+    }
+    u64 key = (id & 0xffffffff00000000ULL) | (u32)a->fd;
+    if (!tls_fds.lookup(&key)) {
+        u8 one = 1;
+        tls_fds.update(&key, &one);
+        remember_fd(id, a->fd);  // so close() clears the mark before the fd number is reused
+    }
+}
+
 // The sock tracepoints fire for kernel-internal socket I/O too (NFS, iSCSI...) in whatever
 // thread caused it; requiring the direction to match the syscall keeps such a send from
 // marking a file read as socket traffic.
@@ -234,6 +304,7 @@ static __always_inline void mark_sock(u8 dir, u64 sk, u16 family, u16 protocol) 
     a->sk = sk;
     a->family = family;
     a->protocol = protocol;
+    note_ssl_socket(id, a);
 }
 
 // Pops the thread's active entry into *out. Returns 0 when it is inet socket data to emit.
@@ -248,6 +319,9 @@ static __always_inline int finish(struct active_t *out, long ret) {
         return -1;
     if (out->family != PX_AF_INET && out->family != PX_AF_INET6)
         return -1;
+    u64 key = (id & 0xffffffff00000000ULL) | (u32)out->fd;
+    if (tls_fds.lookup(&key))
+        return -1;  // TLS ciphertext: the plaintext comes from the SSL uprobes
     return 0;
 }
 
@@ -576,6 +650,7 @@ PX_TP(syscalls, sys_enter_close) {
     if (!known_fds.lookup(&key))
         return 0;
     known_fds.delete(&key);
+    tls_fds.delete(&key);
     struct hdr_t h = {};
     conn_header(&h, EV_CLOSE, SC_CLOSE, fd);
     output(&h, sizeof(h));
@@ -623,5 +698,151 @@ PX_TP(sock, inet_sock_set_state) {
         return 0;
     }
     output(&ev, sizeof(ev));
+    return 0;
+}
+
+// ---- TLS plaintext: OpenSSL 3 / 1.1.1 uprobes ----------------------------------------------
+// Attached per libssl file by user space (openssl_probes.py), pid -1: every process mapping it.
+// SSL_read/SSL_write return the byte count; the *_ex variants return 1 and write the count to
+// their 4th argument. PT_REGS_RC is the whole rax: an int return must be cast (ebpf-notes §2.7).
+// Program names start with px_ssl_ (not uprobe__): BCC must not auto-attach them.
+
+static __always_inline void ssl_enter(struct pt_regs *ctx, u16 syscall, u8 dir, u8 ex) {
+    u64 id = bpf_get_current_pid_tgid();
+    if (is_excluded(id))
+        return;
+    struct ssl_call_t c = {};
+    c.ssl = PT_REGS_PARM1(ctx);
+    c.buf = PT_REGS_PARM2(ctx);
+    c.len_ptr = ex ? PT_REGS_PARM4(ctx) : 0;
+    c.fd = -1;
+    c.syscall = syscall;
+    c.dir = dir;
+    c.kind = SSL_KIND_DATA;
+    ssl_calls.update(&id, &c);
+}
+
+// Pops the thread's SSL call of `kind` into *out and resolves its socket into *sock: from the
+// call's own nested syscall (remembered for the SSL*), else the SSL*'s last one.
+// Returns -1 when no such call is in progress, 1 when its socket is unknown, 0 otherwise.
+static __always_inline int ssl_finish(u64 id, u8 kind, struct ssl_call_t *out, struct ssl_sock_t *sock) {
+    struct ssl_call_t *c = ssl_calls.lookup(&id);
+    if (!c || c->kind != kind)
+        return -1;  // a handshake nested in a data call leaves the data call's entry alone
+    __builtin_memcpy(out, c, sizeof(*out));
+    ssl_calls.delete(&id);
+    struct ssl_key_t key = {};
+    key.ssl = out->ssl;
+    key.tgid = id >> 32;
+    if (out->fd >= 0) {
+        sock->sk = out->sk;
+        sock->fd = out->fd;
+        sock->family = out->family;
+        sock->protocol = out->protocol;
+        ssl_socks.update(&key, sock);
+        return 0;
+    }
+    struct ssl_sock_t *s = ssl_socks.lookup(&key);
+    if (!s)
+        return 1;
+    __builtin_memcpy(sock, s, sizeof(*sock));
+    return 0;
+}
+
+static __always_inline int ssl_exit(struct pt_regs *ctx) {
+    u64 id = bpf_get_current_pid_tgid();
+    struct ssl_call_t c = {};
+    struct ssl_sock_t sock = {};
+    int found = ssl_finish(id, SSL_KIND_DATA, &c, &sock);
+    if (found < 0)
+        return 0;
+    int ret = (int)PT_REGS_RC(ctx);
+    if (ret <= 0)
+        return 0;
+    u64 total = (u64)ret;
+    if (c.syscall == SC_SSL_READ_EX || c.syscall == SC_SSL_WRITE_EX) {
+        if (ret != 1 || !c.len_ptr)
+            return 0;
+        if (bpf_probe_read_user(&total, sizeof(total), (void *)c.len_ptr) != 0)
+            return 0;
+    }
+    if (total == 0 || total > 0x7fffffff)
+        return 0;
+    if (found > 0) {
+        bump(CNT_SSL_NO_FD);
+        return 0;
+    }
+    u32 zero = 0;
+    struct event_t *e = scratch.lookup(&zero);
+    if (!e)
+        return 0;
+    e->h.type = EV_DATA;
+    e->h.flags = (c.dir == DIR_INGRESS ? F_INGRESS : 0) | F_SSL;
+    e->h.syscall = c.syscall;
+    e->h.family = sock.family;
+    e->h.protocol = sock.protocol;
+    e->h.ts = bpf_ktime_get_ns();
+    e->h.sk = sock.sk;
+    e->h.tgid = id >> 32;
+    e->h.tid = (u32)id;
+    e->h.fd = sock.fd;
+    e->h.msg_size = (u32)total;
+    e->h.buf_size = 0;
+    e->h.pos = 0;
+    e->h.extra = 0;
+    __builtin_memset(e->h.addr, 0, ADDR_LEN);
+    remember_fd(id, sock.fd);
+#pragma unroll
+    for (int i = 0; i < MAX_CHUNKS; i++) {
+        u64 off = (u64)i * MAX_MSG;
+        if (off >= total)
+            break;
+        u64 n = total - off;
+        if (n > MAX_MSG)
+            n = MAX_MSG;
+        e->h.pos = (u32)off;
+        emit_payload(e, c.buf + off, n);
+    }
+    return 0;
+}
+
+int px_ssl_write_enter(struct pt_regs *ctx) {
+    ssl_enter(ctx, SC_SSL_WRITE, DIR_EGRESS, 0);
+    return 0;
+}
+int px_ssl_write_ex_enter(struct pt_regs *ctx) {
+    ssl_enter(ctx, SC_SSL_WRITE_EX, DIR_EGRESS, 1);
+    return 0;
+}
+int px_ssl_read_enter(struct pt_regs *ctx) {
+    ssl_enter(ctx, SC_SSL_READ, DIR_INGRESS, 0);
+    return 0;
+}
+int px_ssl_read_ex_enter(struct pt_regs *ctx) {
+    ssl_enter(ctx, SC_SSL_READ_EX, DIR_INGRESS, 1);
+    return 0;
+}
+// One return probe serves all four: the entry recorded which call it was.
+int px_ssl_data_exit(struct pt_regs *ctx) { return ssl_exit(ctx); }
+
+// SSL_do_handshake (SSL_connect and SSL_accept call it): no data, but its socket syscalls mark the
+// fd as TLS from the ClientHello on, so no handshake ciphertext reaches user space. It never
+// replaces a data call in progress on the thread (BPF_NOEXIST).
+int px_ssl_handshake_enter(struct pt_regs *ctx) {
+    u64 id = bpf_get_current_pid_tgid();
+    if (is_excluded(id))
+        return 0;
+    struct ssl_call_t c = {};
+    c.ssl = PT_REGS_PARM1(ctx);
+    c.fd = -1;
+    c.kind = SSL_KIND_HANDSHAKE;
+    ssl_calls.insert(&id, &c);
+    return 0;
+}
+int px_ssl_handshake_exit(struct pt_regs *ctx) {
+    u64 id = bpf_get_current_pid_tgid();
+    struct ssl_call_t c = {};
+    struct ssl_sock_t sock = {};
+    ssl_finish(id, SSL_KIND_HANDSHAKE, &c, &sock);
     return 0;
 }

@@ -13,6 +13,7 @@ fi
 APT_PKGS=(python3-bpfcc libbpfcc tmux curl nginx-light wrk
           dnsmasq-base dnsutils  # a DNS server (no system service) and dig for the DNS tests
           nftables  # packet drops in a network namespace for the tcp_stats tests
+          openssl  # the TLS tests make their self-signed certificate with `openssl req`
           gcc)  # builds the profiler tests' busy C fixture (tests/fixtures/profiler/busy.c)
 missing=()
 for p in "${APT_PKGS[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done

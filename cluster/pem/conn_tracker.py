@@ -17,6 +17,11 @@ server's one socket answers every client), so each peer beyond the socket's firs
 its own, keyed (tgid, fd, addr, port): streams, stitching and remote_addr stay per peer. And a parser
 must see where each datagram ends, so datagrams reach it behind a 2-byte big-endian length, the framing
 DNS over TCP uses; a datagram left incomplete (a chunk not captured) is dropped when the next begins.
+
+TLS: plaintext from the OpenSSL uprobes arrives as DataEvents with ssl=True on the socket's own
+(tgid, fd). The first one makes the connection TLS: inference and parsing start afresh on plaintext
+(whatever was seen before was handshake ciphertext), its rows say encrypted = true and its conn_stats
+row ssl = true; ciphertext still reaching user space afterwards is ignored (the kernel drops it).
 """
 
 from __future__ import annotations
@@ -67,6 +72,8 @@ class TrackerStats:
     conns_opened: int = 0
     conns_closed: int = 0
     addr_lookups: int = 0
+    tls_conns: int = 0  # connections that turned out to be TLS (plaintext seen)
+    ciphertext_ignored: int = 0  # data events of TLS connections from the syscalls, not the TLS library
 
 
 @dataclass(slots=True)
@@ -91,9 +98,13 @@ class _Conn:
     bytes_recv: int = 0
     last_ns: int = 0
     counted_open: bool = False
+    tls: bool = False  # plaintext comes from a TLS library; the syscalls' bytes are ciphertext
+    # (end of the bytes captured, bytes moved) of the last syscall per direction, to see capture gaps
+    egress_sys: tuple[int, int] = (0, 0)
+    ingress_sys: tuple[int, int] = (0, 0)
 
 
-_StatsKey = tuple[bytes, str, int, int, int, int]  # upid, raddr, rport, role, protocol, family
+_StatsKey = tuple[bytes, str, int, int, int, int, bool]  # upid, raddr, rport, role, protocol, family, ssl
 
 
 @dataclass(slots=True)
@@ -245,6 +256,12 @@ class ConnTracker:
             conn = self._datagram_conn(conn, ev, ev.addr)
         elif conn is None:
             conn = self._new_conn_from_data(ev)
+        if ev.ssl:
+            if not conn.tls:
+                self._start_tls(conn)
+        elif conn.tls:
+            self.stats.ciphertext_ignored += 1
+            return
         if conn.sk != ev.sk:
             self._resolve_addrs(conn, ev)
         conn.last_ns = ev.ts_ns
@@ -267,10 +284,29 @@ class ConnTracker:
                 if len(stream):  # the previous datagram was not captured whole
                     stream.clear()
                 stream.append(ev.ts_ns, min(ev.msg_size, 0xFFFF).to_bytes(2, "big"))
+            elif not dgram and _capture_gap(conn, egress, ev):
+                stream.clear()  # bytes between were not captured: the parser resynchronises
             stream.append(ev.ts_ns, ev.data)
             self._parse(conn)
         if not conn.counted_open:
             self._count_open(conn)
+
+    def _start_tls(self, conn: _Conn) -> None:
+        """The first plaintext of a TLS connection: forget what the ciphertext looked like and
+        re-key its conn_stats row to ssl = true."""
+        self.stats.tls_conns += 1
+        old_key = self._stats_key(conn) if conn.counted_open else None
+        conn.tls = True
+        conn.protocol = schemas.PROTOCOL_UNKNOWN
+        conn.spec = conn.stitcher = conn.egress = conn.ingress = None
+        conn.infer_left = _INFER_ATTEMPTS
+        conn.head = b""
+        if old_key is not None:
+            old = self._conn_stats.get(old_key)
+            if old is not None:
+                old.conn_open -= 1
+                old.dirty = True
+            self._stats_row(conn).conn_open += 1
 
     def _infer(self, conn: _Conn, ev: DataEvent, egress: bool) -> None:
         conn.infer_left -= 1
@@ -327,7 +363,7 @@ class ConnTracker:
             conn.local.addr if conn.local else "-",
             conn.local.port if conn.local else -1,
             conn.role,
-            False,
+            conn.tls,
         )
         table = conn.spec.table
         cols = self._columns[table]
@@ -358,6 +394,7 @@ class ConnTracker:
             conn.role,
             conn.protocol,
             _family_code(r.family if r else None),
+            conn.tls,
         )
 
     def _stats_row(self, conn: _Conn) -> _ConnStatsRow:
@@ -396,8 +433,8 @@ class ConnTracker:
             if not (row.dirty or active):
                 continue
             row.dirty = False
-            upid, raddr, rport, role, proto, fam = key
-            rows.append((now_ns, upid, raddr, rport, role, fam, proto, False,
+            upid, raddr, rport, role, proto, fam, ssl = key
+            rows.append((now_ns, upid, raddr, rport, role, fam, proto, ssl,
                          row.conn_open, row.conn_close, active,
                          row.bytes_sent + sent, row.bytes_recv + recv))  # fmt: skip
         if not rows:
@@ -440,6 +477,26 @@ class ConnTracker:
 
     def active_connections(self) -> int:
         return len(self._conns)
+
+
+def _capture_gap(conn: _Conn, egress: bool, ev: DataEvent) -> bool:
+    """Were bytes of this direction lost just before ``ev``? The kernel side copies a bounded number
+    of iovecs and bytes per syscall (gRPC's C core writes one iovec per HPACK literal), so a syscall
+    may be captured short: its last captured byte ends before its return value, or the next event of
+    the same syscall starts past it. Spliced bytes would desynchronise a framed protocol silently."""
+    end, size = conn.egress_sys if egress else conn.ingress_sys
+    n = len(ev.data)
+    if ev.pos == 0:
+        gap = end < size
+        state = (n, ev.msg_size)
+    else:
+        gap = size > 0 and ev.pos != end
+        state = (ev.pos + n, size or ev.msg_size)
+    if egress:
+        conn.egress_sys = state
+    else:
+        conn.ingress_sys = state
+    return gap
 
 
 def _rows_to_batch(schema: pa.Schema, rows: list[tuple]) -> pa.RecordBatch:

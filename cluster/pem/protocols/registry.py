@@ -19,11 +19,19 @@ from cluster import schemas
 from cluster.pem.data_stream import DataStream
 from cluster.pem.protocols.amqp.infer import infer as infer_amqp
 from cluster.pem.protocols.amqp.stitch import AmqpStitcher
+from cluster.pem.protocols.cql.infer import infer as infer_cql
+from cluster.pem.protocols.cql.stitch import CqlStitcher
 from cluster.pem.protocols.dns.infer import infer as infer_dns
 from cluster.pem.protocols.dns.stitch import DnsStitcher
 from cluster.pem.protocols.http.infer import MessageKind
 from cluster.pem.protocols.http.infer import infer as infer_http
 from cluster.pem.protocols.http.stitch import HttpStitcher
+from cluster.pem.protocols.http2.infer import infer as infer_http2
+from cluster.pem.protocols.http2.stitch import Http2Stitcher
+from cluster.pem.protocols.kafka.infer import infer as infer_kafka
+from cluster.pem.protocols.kafka.stitch import KafkaStitcher
+from cluster.pem.protocols.mongodb.infer import infer as infer_mongodb
+from cluster.pem.protocols.mongodb.stitch import MongoStitcher
 from cluster.pem.protocols.mqtt.infer import infer as infer_mqtt
 from cluster.pem.protocols.mqtt.stitch import MqttStitcher
 from cluster.pem.protocols.mysql.infer import infer as infer_mysql
@@ -37,11 +45,15 @@ from cluster.pem.protocols.redis.stitch import RedisStitcher
 
 # conn_stats.protocol codes (schemas.md §4.3, Pixie's traffic_protocol_t).
 PROTOCOL_HTTP = schemas.PROTOCOL_HTTP
+PROTOCOL_HTTP2 = schemas.PROTOCOL_HTTP2
 PROTOCOL_MYSQL = 3
+PROTOCOL_CQL = 4
 PROTOCOL_PGSQL = 5
 PROTOCOL_DNS = 6
 PROTOCOL_REDIS = 7
 PROTOCOL_NATS = 8
+PROTOCOL_MONGO = 9
+PROTOCOL_KAFKA = 10
 PROTOCOL_AMQP = 12
 # MQTT is not in the reference snapshot's traffic_protocol_t; 14 is the first value after kProtocolTLS.
 PROTOCOL_MQTT = 14
@@ -78,6 +90,12 @@ PROTOCOLS: tuple[ProtocolSpec, ...] = (
     ProtocolSpec(PROTOCOL_MYSQL, "MYSQL", "mysql_events", infer_mysql, lambda cap: MysqlStitcher()),
     ProtocolSpec(PROTOCOL_PGSQL, "PGSQL", "pgsql_events", infer_pgsql, lambda cap: PgsqlStitcher()),
     ProtocolSpec(PROTOCOL_DNS, "DNS", "dns_events", infer_dns, lambda cap: DnsStitcher()),
+    # HTTP/2 (and gRPC) after the strict text and framed handshakes, before the binary protocols whose
+    # first bytes are only a length and a few fields: its preface and first SETTINGS are exact.
+    ProtocolSpec(PROTOCOL_HTTP2, "HTTP2", "http_events", infer_http2, lambda cap: Http2Stitcher(body_cap=cap)),
+    ProtocolSpec(PROTOCOL_CQL, "CQL", "cql_events", infer_cql, lambda cap: CqlStitcher()),
+    ProtocolSpec(PROTOCOL_MONGO, "MONGO", "mongodb_events", infer_mongodb, lambda cap: MongoStitcher(body_cap=cap)),
+    ProtocolSpec(PROTOCOL_KAFKA, "KAFKA", "kafka_events.beta", infer_kafka, lambda cap: KafkaStitcher()),
     ProtocolSpec(PROTOCOL_REDIS, "REDIS", "redis_events", infer_redis, lambda cap: RedisStitcher()),
     ProtocolSpec(PROTOCOL_AMQP, "AMQP", "amqp_events", infer_amqp, lambda cap: AmqpStitcher(body_cap=cap)),
     ProtocolSpec(PROTOCOL_MQTT, "MQTT", "mqtt_events", infer_mqtt, lambda cap: MqttStitcher(body_cap=cap)),

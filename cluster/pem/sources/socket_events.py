@@ -42,6 +42,9 @@ class DataEvent:
     syscall: int
     addr: SockAddr | None  # peer from sendto/recvfrom/msg_name when given
     data: bytes
+    # Plaintext captured inside a TLS library (SSL_read/SSL_write uprobes): the connection is
+    # encrypted on the wire; `syscall` then holds a pseudo id (1000 SSL_read .. 1003 SSL_write_ex).
+    ssl: bool = False
 
 
 @dataclass(slots=True)

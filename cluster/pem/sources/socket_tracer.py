@@ -4,6 +4,10 @@ hands decoded DataEvent / ConnEvent lists to a sink.
 Why a timer and not epoll: the BPF side writes with BPF_RB_NO_WAKEUP, because consumer wakeups
 (cross-CPU IPIs) cost 2-8x the rest of the per-event work in this VM (ebpf-notes §2). Polling
 every 10 ms keeps latency low and the ring (16 MiB) absorbs bursts between polls.
+
+TLS: the same BPF object carries uprobes on OpenSSL's SSL_read/SSL_write (openssl_probes.py
+attaches them per libssl file). Their plaintext arrives as DataEvents with ssl=True on the TLS
+socket's (tgid, fd); the kernel drops that fd's ciphertext. PXTUI_ENABLE_TLS_TRACING=0 turns it off.
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from cluster.pem.sources.bcc_loader import BpfUnavailable, kernel_headers_source, load_bpf, load_programs
+from cluster.pem.sources.openssl_probes import OpenSSLProbes
 from cluster.pem.sources.ringbuf import RingBufReader
 from cluster.pem.sources.socket_events import (
     EV_ACCEPT,
@@ -50,9 +55,12 @@ _ADDR_END = _ADDR_OFF + 28
 F_INGRESS = 1
 F_ADDR = 2
 F_READ_FAIL = 4
+F_SSL = 8
 CNT_RING_FULL = 0
 CNT_READ_FAIL = 1
 CNT_ACTIVE_FULL = 2
+CNT_SSL_NO_FD = 3
+_N_COUNTERS = 4
 
 RINGBUF_PAGES = 4096  # 16 MiB: ~100k events of 150 B between two 10 ms polls
 MAX_MSG_LIMIT = 16384  # per-CPU array values are capped at 32 KiB (ebpf-notes §2, pitfall 3)
@@ -74,6 +82,11 @@ SYSCALL_NAMES: dict[int, str] = {
     288: "accept4",
     299: "recvmmsg",
     307: "sendmmsg",
+    # TLS plaintext events (pseudo ids, above every syscall number)
+    1000: "SSL_read",
+    1001: "SSL_write",
+    1002: "SSL_read_ex",
+    1003: "SSL_write_ex",
 }
 
 # IPPROTO_* (from the sock tracepoints) -> SOCK_* for DataEvent.sock_type.
@@ -93,6 +106,7 @@ _KIND_NAMES = {
 }
 _ADDR_CACHE_MAX = 4096
 _BYTES_SLOT = 0
+_SSL_SLOT = 6  # TLS plaintext data events (also counted as "data")
 _PROBE_RE = re.compile(r"^PX_TP\((\w+),\s*(\w+)\)", re.M)
 
 Event = DataEvent | ConnEvent
@@ -115,9 +129,14 @@ class SocketTracer:
         poll_interval_s: float = 0.01,
         exclude_tgids: Iterable[int] | None = None,
         ring_pages: int = RINGBUF_PAGES,
+        tls: bool | None = None,
+        tls_rescan_s: float = 10.0,
     ) -> None:
         """exclude_tgids defaults to this process: the agent must never trace its own traffic
-        (it would feed back on itself). Pass () to trace everything."""
+        (it would feed back on itself). Pass () to trace everything.
+
+        tls attaches the OpenSSL uprobes (default: unless PXTUI_ENABLE_TLS_TRACING=0); tls_rescan_s is
+        how often new processes are scanned for libssl copies of their own (0: only at start)."""
         if max_msg_bytes < 16 or max_msg_bytes > MAX_MSG_LIMIT or max_msg_bytes & (max_msg_bytes - 1):
             raise ValueError(f"max_msg_bytes must be a power of two in [16, {MAX_MSG_LIMIT}], got {max_msg_bytes}")
         if poll_interval_s <= 0:
@@ -147,7 +166,11 @@ class SocketTracer:
         self._verify_time_s = 0.0
         self._attach_time_s = 0.0
         self._addr_cache: dict[bytes, SockAddr | None] = {}
-        self._final_counters = [0, 0, 0]
+        self._final_counters = [0] * _N_COUNTERS
+        self.tls_enabled = os.environ.get("PXTUI_ENABLE_TLS_TRACING", "1") != "0" if tls is None else tls
+        self.tls_rescan_s = tls_rescan_s
+        self.tls: OpenSSLProbes | None = None
+        self._tls_error: str | None = None
 
     # ---- lifecycle --------------------------------------------------------------------------
 
@@ -187,6 +210,8 @@ class SocketTracer:
                 except Exception as exc:
                     raise BpfUnavailable("attach-failed", f"{tp}: {exc}") from exc
                 self._probes.append(tp)
+            if self.tls_enabled:
+                self._start_tls(b)
         except BaseException:
             self._teardown()
             raise
@@ -197,10 +222,45 @@ class SocketTracer:
         self._thread = threading.Thread(target=self._run, name="pxtui-socket-tracer", daemon=True)
         self._thread.start()
 
+    def _start_tls(self, b: Any) -> None:
+        """Attach the OpenSSL uprobes. A failure is reported in stats() and `pxtui status`, never
+        fatal: syscall tracing goes on, only TLS plaintext is missing."""
+        tls = OpenSSLProbes(b, rescan_interval_s=self.tls_rescan_s)
+        try:
+            tls.start()
+        except Exception as exc:
+            self._tls_error = str(exc)
+            log.error("TLS tracing unavailable: %s", exc)
+            tls.stop()
+            return
+        self.tls = tls
+
+    def attach_tls(self) -> None:
+        """Attach the OpenSSL uprobes to a running tracer (a no-op when attached)."""
+        if self._bpf is None:
+            raise RuntimeError("SocketTracer not started")
+        if self.tls is None:
+            self._tls_error = None
+            self._start_tls(self._bpf)
+
+    def detach_tls(self, *, forget_state: bool = True) -> None:
+        """Detach the OpenSSL uprobes; syscall tracing goes on, and the ciphertext of TLS fds flows
+        again (the tracker ignores it on connections it knows as TLS). For benchmarks and for turning
+        TLS tracing off at run time."""
+        tls, self.tls = self.tls, None
+        if tls is not None:
+            tls.stop()
+        if tls is not None and forget_state and self._bpf is not None:
+            # An SSL call cut off by the detach would leave its thread "in an SSL call", and TLS fds
+            # would stay silent with no plaintext to replace them: forget both.
+            for name in (b"ssl_calls", b"tls_fds", b"ssl_socks"):
+                self._bpf[name].clear()
+
     def stop(self) -> None:
         """Detach the probes, drain what they produced, stop the thread and free the maps."""
         if self._bpf is None:
             return
+        self.detach_tls(forget_state=False)  # the maps go with the program
         # Each detach waits for RCU grace periods (~70 ms); in parallel they overlap, which
         # halves stop() from ~1.9 s to ~0.9 s for 26 probes.
         with ThreadPoolExecutor(max_workers=len(self._probes) or 1) as pool:
@@ -272,7 +332,8 @@ class SocketTracer:
             "sink_errors": self._sink_errors,
             "last_sink_error": self._last_sink_error,
             "ring_pending_bytes": self._reader.pending_bytes() if self._reader is not None else 0,
-            "probes": list(self._probes),
+            "probes": list(self._probes) + self._tls_probes(),
+            "tls": self._tls_stats(counters),
             "header_source": dict(self._header_source),
             "compile_time_s": round(self._compile_time_s, 3),
             "verify_time_s": round(self._verify_time_s, 3),
@@ -281,12 +342,31 @@ class SocketTracer:
             "running": self._thread is not None and self._thread.is_alive(),
         }
 
+    def _tls_probes(self) -> list[str]:
+        if self.tls is not None:
+            return self.tls.probes()
+        if self._tls_error is not None:
+            return [f"uprobe:openssl: failed: {self._tls_error.splitlines()[0]}"]
+        return []
+
+    def _tls_stats(self, counters: list[int]) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "enabled": self.tls_enabled,
+            "attached": self.tls is not None,
+            "error": self._tls_error,
+            "plaintext_events": self._counts[_SSL_SLOT],
+            "unmapped_dropped": counters[CNT_SSL_NO_FD],
+        }
+        if self.tls is not None:
+            out.update(self.tls.status())
+        return out
+
     def _kernel_counters(self) -> list[int]:
         b = self._bpf
         if b is None:
             return list(self._final_counters)
         table = b[b"counters"]
-        return [int(table.sum(ct.c_int(i)).value) for i in range(3)]
+        return [int(table.sum(ct.c_int(i)).value) for i in range(_N_COUNTERS)]
 
     # ---- draining -----------------------------------------------------------------------------
 
@@ -354,6 +434,7 @@ class SocketTracer:
         offset = self._wall_offset_ns
         sockaddr = self._sockaddr
         directions = _DIRECTIONS
+        f_ssl = F_SSL
         sock_type = _PROTO_TO_TYPE.get
         data_event = DataEvent
         conn_event = ConnEvent
@@ -369,6 +450,9 @@ class SocketTracer:
             counts[etype & 7] += 1
             if etype == EV_DATA:
                 counts[_BYTES_SLOT] += buf_size
+                ssl = (flags & f_ssl) != 0
+                if ssl:
+                    counts[_SSL_SLOT] += 1
                 append(
                     data_event(
                         ts + offset,
@@ -384,6 +468,7 @@ class SocketTracer:
                         syscall,
                         sockaddr(rec[_ADDR_OFF:_ADDR_END]) if flags & F_ADDR else None,
                         rec[HDR_SIZE : HDR_SIZE + buf_size].tobytes(),
+                        ssl,
                     )
                 )
             elif etype == EV_ESTABLISHED:
