@@ -34,7 +34,7 @@
 #define RINGBUF_PAGES 4096
 #endif
 #define MAX_CHUNKS 4
-#define MAX_IOV 16
+#define MAX_IOV 32
 #define MAX_MMSG 8      // messages captured per sendmmsg/recvmmsg (glibc's resolver sends 2)
 #define MAX_MMSG_IOV 2  // iovecs captured per message of a sendmmsg/recvmmsg
 #define ADDR_LEN 28
