@@ -5,7 +5,9 @@ values drawn from small pools of realistic strings, 65,536-row batches) into a c
 TableStore, plus a 120-row ``bench_pods`` table (upid -> pod, service, node).  Each PxL shape runs
 through compile_pxl + execute over the store; the same query runs in DuckDB over the same Arrow
 tables in place.  Prints the median of ``--repeat`` runs per shape and the ratio PxL / DuckDB
-(below 1.0 = PxL is faster).
+(below 1.0 = PxL is faster).  Row counts must match DuckDB's, and service_stats is checked against
+DuckDB's exact answer: counts, byte sums and error rates equal, every quantile within the sketch's
+stated relative error of DuckDB's quantile_cont.
 
     /work/main/.venv/bin/python tests/bench/bench_pxl_engine.py            # 1M and 5M rows
     /work/main/.venv/bin/python tests/bench/bench_pxl_engine.py --rows 1000000 --repeat 3
@@ -14,6 +16,7 @@ tables in place.  Prints the median of ``--repeat`` runs per shape and the ratio
 from __future__ import annotations
 
 import argparse
+import json
 import statistics
 import time
 from collections.abc import Callable
@@ -22,6 +25,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from cluster.pxl import compile_pxl, execute
+from cluster.pxl.funcs.quantile_sketch import RELATIVE_ERROR
 from cluster.pxl.funcs.upid import make_upid
 from cluster.schemas import HTTP_EVENTS
 from cluster.store.table_store import TableStore
@@ -31,8 +35,9 @@ NOW = 1_800_000_000_000_000_000
 WINDOW_NS = 5 * 60 * 1_000_000_000
 N_PODS = 120
 
-PODS_SCHEMA = pa.schema([("upid", pa.binary(16)), ("pod", pa.string()), ("service", pa.string()),
-                         ("node", pa.string())])
+PODS_SCHEMA = pa.schema(
+    [("upid", pa.binary(16)), ("pod", pa.string()), ("service", pa.string()), ("node", pa.string())]
+)
 
 
 def _pool(values: list, typ: pa.DataType | None = None) -> pa.Array:
@@ -46,12 +51,15 @@ def _pick(pool: pa.Array, n: int) -> pa.Array:
 
 def pods_table() -> pa.Table:
     upids = [make_upid(1 + i % 6, 1000 + i, 555_000 + i) for i in range(N_PODS)]
-    return pa.table({
-        "upid": pa.array(upids, pa.binary(16)),
-        "pod": [f"shop/pod-{i:03d}" for i in range(N_PODS)],
-        "service": [f"shop/svc-{i % 12:02d}" for i in range(N_PODS)],
-        "node": [f"node-{i % 6}" for i in range(N_PODS)],
-    }, schema=PODS_SCHEMA)
+    return pa.table(
+        {
+            "upid": pa.array(upids, pa.binary(16)),
+            "pod": [f"shop/pod-{i:03d}" for i in range(N_PODS)],
+            "service": [f"shop/svc-{i % 12:02d}" for i in range(N_PODS)],
+            "node": [f"node-{i % 6}" for i in range(N_PODS)],
+        },
+        schema=PODS_SCHEMA,
+    )
 
 
 def http_batches(total: int, pods: pa.Table):
@@ -63,18 +71,28 @@ def http_batches(total: int, pods: pa.Table):
         "remote_addr": _pool([f"10.{i // 250}.{i % 250}.7" for i in range(200)]),
         "remote_port": _pool(list(range(30000, 30200)), pa.int64()),
         "local_addr": _pool([f"10.9.0.{i}" for i in range(40)]),
-        "req_headers": _pool([f'{{"Host":"svc-{i}.shop:8080","User-Agent":"python-requests/2.31",'
-                              f'"Accept":"application/json","X-Request-Id":"{i:08x}-1b2a-4c3d"}}'
-                              for i in range(50)]),
+        "req_headers": _pool(
+            [
+                f'{{"Host":"svc-{i}.shop:8080","User-Agent":"python-requests/2.31",'
+                f'"Accept":"application/json","X-Request-Id":"{i:08x}-1b2a-4c3d"}}'
+                for i in range(50)
+            ]
+        ),
         "req_method": _pool(["GET"] * 6 + ["POST"] * 2 + ["PUT", "DELETE"]),
         "req_path": _pool(paths),
         "req_body": _pool([""] * 5 + [f'{{"sku":"A-{i}","qty":{i % 5}}}' for i in range(20)]),
-        "resp_headers": _pool([f'{{"Content-Type":"application/json","Content-Length":"{100 + i}"}}'
-                               for i in range(50)]),
+        "resp_headers": _pool(
+            [f'{{"Content-Type":"application/json","Content-Length":"{100 + i}"}}' for i in range(50)]
+        ),
         "resp_status": _pool([200] * 16 + [201, 404, 500, 503], pa.int64()),
-        "resp_body": _pool([f'{{"id":{i},"status":"shipped","items":[{{"sku":"A-{i}","qty":2,'
-                            f'"price":19.99}}],"total":{i * 3.5:.2f},"currency":"EUR",'
-                            f'"note":"{"x" * (i % 160)}"}}' for i in range(100)]),
+        "resp_body": _pool(
+            [
+                f'{{"id":{i},"status":"shipped","items":[{{"sku":"A-{i}","qty":2,'
+                f'"price":19.99}}],"total":{i * 3.5:.2f},"currency":"EUR",'
+                f'"note":"{"x" * (i % 160)}"}}'
+                for i in range(100)
+            ]
+        ),
     }
     step = WINDOW_NS // total
     start = NOW - WINDOW_NS + 1
@@ -180,9 +198,11 @@ class BenchMetadata:
 
     def __init__(self, pods: pa.Table) -> None:
         self.upids = pods.column("upid").combine_chunks()
-        self.attrs = {"pod_name": pods.column("pod").combine_chunks(),
-                      "service_name": pods.column("service").combine_chunks(),
-                      "node_name": pods.column("node").combine_chunks()}
+        self.attrs = {
+            "pod_name": pods.column("pod").combine_chunks(),
+            "service_name": pods.column("service").combine_chunks(),
+            "node_name": pods.column("node").combine_chunks(),
+        }
 
     def upid_attr(self, attr: str, upids: pa.Array) -> pa.Array:
         values = self.attrs.get(attr)
@@ -192,6 +212,23 @@ class BenchMetadata:
 
     def hostname(self) -> str:
         return "bench-host"
+
+
+def check_service_stats(pxl: pa.Table, duck: pa.Table) -> None:
+    """The PxL answer against DuckDB's exact one: counts, sums and error rates equal, each quantile
+    within the sketch's stated relative error of the exact (interpolated) quantile."""
+    want = {(r["service"], r["ts"]): r for r in duck.to_pylist()}
+    keys = zip(pxl.column("service").to_pylist(), pxl.column("timestamp").cast(pa.int64()).to_pylist(), strict=True)
+    for key, q, err, n, size in zip(
+        keys,
+        *(pxl.column(c).to_pylist() for c in ("latency_quantiles", "error_rate", "throughput_total", "bytes_total")),
+        strict=True,
+    ):
+        exact = want[key]
+        assert (n, size) == (exact["n"], exact["bytes"]), key
+        assert abs(err - exact["error_rate"]) <= 1e-12, key
+        for got, ref in zip(json.loads(q).values(), exact["q"], strict=True):
+            assert abs(got - ref) <= RELATIVE_ERROR * abs(ref) + 1e-9, (key, got, ref)
 
 
 def median_ms(fn: Callable[[], object], repeat: int) -> float:
@@ -216,8 +253,10 @@ def run(rows: int, repeat: int) -> list[tuple[str, float, float, int]]:
         store.append("http_events", batch)
     gen_s = time.perf_counter() - t0
     http = pa.Table.from_batches(list(store.scan("http_events", None, None)), schema=HTTP_EVENTS)
-    print(f"\n{rows:,} rows generated in {gen_s:.1f} s, {http.nbytes / 2**20:,.0f} MiB in "
-          f"{http.column('time_').num_chunks} batches")
+    print(
+        f"\n{rows:,} rows generated in {gen_s:.1f} s, {http.nbytes / 2**20:,.0f} MiB in "
+        f"{http.column('time_').num_chunks} batches"
+    )
     con = duckdb.connect()
     con.execute("SET TimeZone = 'UTC'")
     con.register("http", http)
@@ -226,6 +265,7 @@ def run(rows: int, repeat: int) -> list[tuple[str, float, float, int]]:
     schemas = store.schemas()
     results = []
     for name, src in PXL.items():
+
         def pxl_run(src: str = src) -> int:
             query = compile_pxl(src, now_ns=NOW, schemas=schemas)
             return sum(t.num_rows for _, t in execute(query, store, metadata))
@@ -236,11 +276,15 @@ def run(rows: int, repeat: int) -> list[tuple[str, float, float, int]]:
         out_rows = pxl_run()
         duck_rows = duck_run()
         assert out_rows == duck_rows, f"{name}: PxL gave {out_rows} rows, DuckDB {duck_rows}"
+        if name == "service_stats":
+            query = compile_pxl(src, now_ns=NOW, schemas=schemas)
+            check_service_stats(execute(query, store, metadata)[0][1], con.sql(DUCK[name]).to_arrow_table())
         p = median_ms(pxl_run, repeat)
         d = median_ms(duck_run, repeat)
         results.append((name, p, d, out_rows))
-        print(f"  {name:14s} pxl {p:9.1f} ms   duckdb {d:9.1f} ms   ratio {p / d:5.2f}x   ({out_rows} rows)",
-              flush=True)
+        print(
+            f"  {name:14s} pxl {p:9.1f} ms   duckdb {d:9.1f} ms   ratio {p / d:5.2f}x   ({out_rows} rows)", flush=True
+        )
     con.close()
     return results
 
@@ -252,8 +296,10 @@ def main() -> None:
     args = ap.parse_args()
     import duckdb
 
-    print(f"pyarrow {pa.__version__}, duckdb {duckdb.__version__}; median of {args.repeat}; "
-          f"ratio = PxL time / DuckDB time")
+    print(
+        f"pyarrow {pa.__version__}, duckdb {duckdb.__version__}; median of {args.repeat}; "
+        f"ratio = PxL time / DuckDB time"
+    )
     for rows in args.rows or [1_000_000, 5_000_000]:
         run(rows, args.repeat)
 

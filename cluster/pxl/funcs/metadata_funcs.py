@@ -27,14 +27,33 @@ ATTR_SEMANTIC = {
 
 #: every attribute df.ctx can produce as a string
 STRING_ATTRS = (
-    "pod_name", "pod_id", "service_name", "service_id", "namespace", "node_name", "hostname",
-    "container_name", "container_id", "cmdline", "deployment_name", "deployment_id",
-    "replicaset_name", "replicaset_id",
+    "pod_name",
+    "pod_id",
+    "service_name",
+    "service_id",
+    "namespace",
+    "node_name",
+    "hostname",
+    "container_name",
+    "container_id",
+    "cmdline",
+    "deployment_name",
+    "deployment_id",
+    "replicaset_name",
+    "replicaset_id",
 )
 
 #: source column kinds a look-up can start from, besides upid
-ENTITY_KEYS = ("pod_id", "pod_name", "service_id", "service_name", "deployment_id", "deployment_name",
-               "replicaset_id", "replicaset_name")
+ENTITY_KEYS = (
+    "pod_id",
+    "pod_name",
+    "service_id",
+    "service_name",
+    "deployment_id",
+    "deployment_name",
+    "replicaset_id",
+    "replicaset_name",
+)
 
 
 def _empty(n: int) -> pa.Array:
@@ -64,6 +83,34 @@ def _lookup_udf(key: str, attr: str):
         return _lookup(ctx, key, attr, args[0])
 
     return impl
+
+
+def upid_lookup_encoded(ctx: EvalContext, attr: str, upids: pa.Array) -> pa.DictionaryArray:
+    """``attr`` of each upid as a dictionary array whose dictionary holds each answer once.
+
+    Why: a batch holds a few hundred processes and tens of thousands of rows, so each distinct upid
+    is asked once (one hash pass over the 16-byte upids) and the rows get integer codes; no string is
+    copied per row.  Answers repeat across upids (ten pods, one service), so they are encoded again
+    to keep one code per distinct answer, which a group-by on the codes needs."""
+    codes = pc.dictionary_encode(upids, null_encoding="encode")
+    answers = _lookup(ctx, "upid", attr, codes.dictionary)
+    distinct = pc.dictionary_encode(answers)
+    return pa.DictionaryArray.from_arrays(distinct.indices.take(codes.indices), distinct.dictionary)
+
+
+def _upid_udf(attr: str):
+    """(plain impl, dictionary impl) of upid_to_<attr>; both ask about each distinct upid once."""
+
+    def dict_impl(ctx: EvalContext, args: Sequence[Value], sig: Signature, n: int) -> Value:
+        if is_scalar(args[0]):
+            return _lookup(ctx, "upid", attr, args[0])
+        return upid_lookup_encoded(ctx, attr, args[0])
+
+    def impl(ctx: EvalContext, args: Sequence[Value], sig: Signature, n: int) -> Value:
+        out = dict_impl(ctx, args, sig, n)
+        return out.dictionary_decode() if isinstance(out, pa.DictionaryArray) else out
+
+    return impl, dict_impl
 
 
 def _ip_to_pod_id(ctx: EvalContext, args: Sequence[Value], sig: Signature, n: int) -> Value:
@@ -110,23 +157,69 @@ def metadata_udf_name(key: str, attr: str) -> str:
 def register(reg: Registry) -> None:
     for attr in STRING_ATTRS:
         sem = fixed_semantic(ATTR_SEMANTIC.get(attr, "ST_NONE"))
-        reg.add(ScalarFunc(metadata_udf_name("upid", attr), (Signature((UINT128,), STRING),),
-                           _lookup_udf("upid", attr), sem, foldable=False, doc=f"{attr} of a process"))
+        plain, encoded = _upid_udf(attr)
+        reg.add(
+            ScalarFunc(
+                metadata_udf_name("upid", attr),
+                (Signature((UINT128,), STRING),),
+                plain,
+                sem,
+                foldable=False,
+                doc=f"{attr} of a process",
+                dict_impl=encoded,
+            )
+        )
         for key in ENTITY_KEYS:
             if key == attr or metadata_udf_name(key, attr) in reg:
                 continue
             if key == "pod_name" and attr == "namespace":
                 continue
-            reg.add(ScalarFunc(metadata_udf_name(key, attr), (Signature((STRING,), STRING),),
-                               _lookup_udf(key, attr), sem, foldable=False, doc=f"{attr} of a {key}"))
-    reg.add(ScalarFunc("pod_name_to_namespace", (Signature((STRING,), STRING),), _namespace_of_name,
-                       fixed_semantic("ST_NAMESPACE_NAME"), doc="namespace part of <ns>/<pod>"))
+            reg.add(
+                ScalarFunc(
+                    metadata_udf_name(key, attr),
+                    (Signature((STRING,), STRING),),
+                    _lookup_udf(key, attr),
+                    sem,
+                    foldable=False,
+                    doc=f"{attr} of a {key}",
+                )
+            )
+    reg.add(
+        ScalarFunc(
+            "pod_name_to_namespace",
+            (Signature((STRING,), STRING),),
+            _namespace_of_name,
+            fixed_semantic("ST_NAMESPACE_NAME"),
+            doc="namespace part of <ns>/<pod>",
+        )
+    )
     # The (ip, time) overload asks who held the IP then where the metadata keeps IP history
     # (Kubernetes); elsewhere it is the pod owning the IP now, or last.
-    reg.add(ScalarFunc("ip_to_pod_id", (Signature((STRING,), STRING), Signature((STRING, TIME64NS), STRING)),
-                       _ip_to_pod_id, foldable=False, doc="pod UID owning an IP (at a time)"))
-    reg.add(ScalarFunc("_upid_to_podname_local_addr_fallback",
-                       (Signature((UINT128, STRING, TIME64NS), STRING),), _pod_fallback,
-                       fixed_semantic("ST_POD_NAME"), foldable=False, doc="pod of a process or its IP"))
-    reg.add(ScalarFunc("_exec_hostname", (Signature((), STRING),), _exec_hostname, foldable=False,
-                       doc="hostname of the executing agent"))
+    reg.add(
+        ScalarFunc(
+            "ip_to_pod_id",
+            (Signature((STRING,), STRING), Signature((STRING, TIME64NS), STRING)),
+            _ip_to_pod_id,
+            foldable=False,
+            doc="pod UID owning an IP (at a time)",
+        )
+    )
+    reg.add(
+        ScalarFunc(
+            "_upid_to_podname_local_addr_fallback",
+            (Signature((UINT128, STRING, TIME64NS), STRING),),
+            _pod_fallback,
+            fixed_semantic("ST_POD_NAME"),
+            foldable=False,
+            doc="pod of a process or its IP",
+        )
+    )
+    reg.add(
+        ScalarFunc(
+            "_exec_hostname",
+            (Signature((), STRING),),
+            _exec_hostname,
+            foldable=False,
+            doc="hostname of the executing agent",
+        )
+    )

@@ -1,67 +1,101 @@
 """A mergeable quantile sketch: a log-bucketed histogram computed as a plain group-by.
 
 Why this and not a t-digest: pyarrow's t-digest state cannot be exported or merged, so it cannot be
-a partial aggregate that PEMs ship to Kelvin.  Here each value falls in bucket
-``k = ceil(ln|v| / ln(1 + RELATIVE_ERROR))`` (signed; zero has a bucket of its own), and a partial is one
-row per (group, bucket) holding count, min and max.  Partials merge exactly (sum, min, max), so the
-quantiles of merged partials equal those computed on one node.
+a partial aggregate that PEMs ship to Kelvin.  Here each value falls in a bucket of relative width at
+most ``RELATIVE_ERROR`` (signed; zero has a bucket of its own), and a partial is one row per (group,
+bucket) holding count, min and max.  Partials merge exactly (sum, min, max), so the quantiles of
+merged partials equal those computed on one node.
+
+Buckets come from the bits of the float64 value, without a logarithm: its exponent picks the octave,
+its top 10 mantissa bits one of 1024 equal steps of the octave, and a fixed table groups consecutive
+steps into buckets as wide as the error allows (about 72 per octave, close to the log2(2) /
+log2(1.01) = 70 of exact logarithmic buckets).  A few integer passes replace ln, ceil and clamps.
 
 Accuracy: an order statistic is estimated inside the bucket that holds it, between that bucket's
 observed min and max, so it is within a factor ``1 + RELATIVE_ERROR`` of the exact value (1%); a
 quantile between two order statistics of the same sign (linear interpolation, as the exact
 computation does) keeps that bound.  Buckets holding one distinct value (or two, at their ends) are
-exact, so small inputs give exact quantiles.
+exact, so small inputs give exact quantiles.  (Subnormal floats, below 2.2e-308, share zero's
+bucket and are outside the bound.)
 """
 
 from __future__ import annotations
-
-import math
 
 import pyarrow as pa
 import pyarrow.compute as pc
 
 #: relative error bound of every quantile this sketch reports
 RELATIVE_ERROR = 0.01
-_LN_GAMMA = math.log1p(RELATIVE_ERROR)
-_MAX_K = 1 << 19  # |ln v| / ln(1.01) stays far below this for every finite float64
-_OFFSET = 1 << 20  # positive buckets are k + OFFSET > 0 (zero: the lowest), negative ones -(k + OFFSET)
-# typed scalars: a bare Python number makes pyarrow infer a type per call, which costs more than a pass
-_INV_LN_GAMMA = pa.scalar(1.0 / _LN_GAMMA, pa.float64())
-_NEG_MAX_K = pa.scalar(float(-_MAX_K), pa.float64())
-_POS_MAX_K = pa.scalar(float(_MAX_K), pa.float64())
-_OFFSET_SCALAR = pa.scalar(_OFFSET, pa.int64())
+_STEP_BITS = 10  # mantissa bits that split an octave into equal steps
+_STEP_SHIFT = pa.scalar(52 - _STEP_BITS, pa.int64())  # float64: 52 mantissa bits below the exponent
+_STEP_MASK = pa.scalar((1 << _STEP_BITS) - 1, pa.int64())
+_OCTAVE_SHIFT = pa.scalar(_STEP_BITS, pa.int64())
+_ONE = pa.scalar(1, pa.int64())
+_ZERO = pa.scalar(0, pa.int64())
+
+
+def _octave_buckets() -> tuple[pa.Array, int]:
+    """(bucket within the octave of each mantissa step, buckets per octave).
+
+    A bucket spans steps [first, last]: values in [1 + first / 1024, 1 + (last + 1) / 1024) times a
+    power of two, so two values in it differ by less than a factor (1024 + last + 1) / (1024 + first),
+    which is kept at or under 1 + RELATIVE_ERROR."""
+    steps = 1 << _STEP_BITS
+    table, bucket, first = [], 0, 0
+    for step in range(steps):
+        if steps + step + 1 > (1 + RELATIVE_ERROR) * (steps + first):
+            bucket, first = bucket + 1, step
+        table.append(bucket)
+    return pa.array(table, pa.int64()), bucket + 1
+
+
+_STEP_BUCKET, _PER_OCTAVE = _octave_buckets()
+_PER_OCTAVE_SCALAR = pa.scalar(_PER_OCTAVE, pa.int64())
 
 #: hash aggregates of a (group, bucket) partial over the value column "v"
 PARTIAL_AGGS: list[tuple[str, str, pc.FunctionOptions | None]] = [
-    ("v", "count", pc.CountOptions(mode="all")), ("v", "min", None), ("v", "max", None)]
+    ("v", "count", pc.CountOptions(mode="all")),
+    ("v", "min", None),
+    ("v", "max", None),
+]
 #: the state a partial ships per group: one list entry per bucket
 STATE_LISTS: tuple[tuple[str, pa.DataType], ...] = (
-    ("qb", pa.list_(pa.int64())), ("qc", pa.list_(pa.int64())),
-    ("qlo", pa.list_(pa.float64())), ("qhi", pa.list_(pa.float64())))
+    ("qb", pa.list_(pa.int64())),
+    ("qc", pa.list_(pa.int64())),
+    ("qlo", pa.list_(pa.float64())),
+    ("qhi", pa.list_(pa.float64())),
+)
 
 QUANTILES = (0.01, 0.10, 0.25, 0.50, 0.75, 0.90, 0.99)
+
+
+def _bits(v: pa.Array) -> pa.Array:
+    """The float64 values' bit patterns as int64 (a view of the same buffer, no copy)."""
+    return pa.Array.from_buffers(pa.int64(), len(v), [v.buffers()[0], v.buffers()[1]], v.null_count, v.offset)
+
+
+def _positive_keys(mag: pa.Array | pa.ChunkedArray) -> pa.Array:
+    """Bucket keys of non-negative float64 values: octave * buckets per octave + bucket in it."""
+    if isinstance(mag, pa.ChunkedArray):  # one copy, then a few kernel calls instead of a few per chunk
+        mag = mag.combine_chunks()
+    steps = pc.shift_right(_bits(mag), _STEP_SHIFT)  # exponent and top mantissa bits (sign is 0)
+    octave = pc.shift_right(steps, _OCTAVE_SHIFT)
+    within = _STEP_BUCKET.take(pc.bit_wise_and(steps, _STEP_MASK))
+    return pc.add(pc.multiply(octave, _PER_OCTAVE_SCALAR), within)
 
 
 def bucket_columns(values: pa.Array | pa.ChunkedArray) -> dict[str, pa.Array | pa.ChunkedArray]:
     """{"b": bucket key (int64, ordered like the values), "v": the values as float64}.
 
-    Zero lands in the lowest positive bucket (ln 0 = -inf is clamped), which no other finite value
-    reaches; the sign is applied only when the column has negative values (a few fewer passes)."""
-    integers = pa.types.is_integer(values.type)
+    Zero (and -0.0) has the lowest non-negative bucket; a negative value has the key of its magnitude
+    negated, minus one.  The sign passes run only when the column has values <= 0."""
     v = values.cast(pa.float64()) if values.type != pa.float64() else values
-    lowest = pc.min(v).as_py()
-    negatives = lowest is not None and lowest < 0
-    mag = pc.abs(v) if negatives else v
-    k = pc.ceil(pc.multiply(pc.ln(mag), _INV_LN_GAMMA))
-    # integers: ln is never NaN, and |k| < 4400 (only 0 -> -inf needs clamping), so skip those passes
-    if not integers and pc.any(pc.is_nan(k)).as_py():
-        k = pc.if_else(pc.is_nan(k), _NEG_MAX_K, k)
-    k = pc.max_element_wise(k, _NEG_MAX_K)
-    if not integers:
-        k = pc.min_element_wise(k, _POS_MAX_K)
-    key = pc.add(k.cast(pa.int64()), _OFFSET_SCALAR)
-    if negatives:
-        key = pc.if_else(pc.less(v, 0.0), pc.negate(key), key)
+    lowest = pc.min(values).as_py()
+    if lowest is None or lowest > 0:
+        return {"b": _positive_keys(v), "v": v}
+    key = _positive_keys(pc.abs(v))
+    if lowest < 0:
+        key = pc.if_else(pc.less(v, 0.0), pc.subtract(pc.negate(key), _ONE), key)
     return {"b": key, "v": v}
 
 
@@ -109,59 +143,89 @@ def _rows_for_ranks(starts: pa.Array, counts: pa.Array, targets: pa.Array) -> pa
 def finalize(gid: pa.Array | pa.ChunkedArray, parts: tuple, n_groups: int) -> list[list[float]]:
     """Per group 0..n_groups-1, the QUANTILES estimated from its histogram rows (zeros when empty)."""
     b, c, lo, hi = (_flat(p) for p in parts)
-    out = [[0.0] * len(QUANTILES) for _ in range(n_groups)]
     if len(b) == 0:
-        return out
-    t = pa.table({"g": _flat(gid).cast(pa.int64()), "b": b, "c": c.cast(pa.int64()),
-                  "lo": lo.cast(pa.float64()), "hi": hi.cast(pa.float64())})
+        return [[0.0] * len(QUANTILES) for _ in range(n_groups)]
+    t = pa.table(
+        {
+            "g": _flat(gid).cast(pa.int64()),
+            "b": b,
+            "c": c.cast(pa.int64()),
+            "lo": lo.cast(pa.float64()),
+            "hi": hi.cast(pa.float64()),
+        }
+    )
     # one int64 sort key: group, then bucket (buckets span less than 2^23)
     lo_b = pc.min(t.column("b")).as_py()
     t = t.take(pc.sort_indices(pc.add(pc.multiply(t.column("g"), 1 << 23), pc.subtract(t.column("b"), lo_b))))
     return finalize_sorted(t.column("g"), t.column("c"), t.column("lo"), t.column("hi"), n_groups)
 
 
-def finalize_sorted(gid: pa.Array | pa.ChunkedArray, c: pa.Array | pa.ChunkedArray,
-                    lo: pa.Array | pa.ChunkedArray, hi: pa.Array | pa.ChunkedArray,
-                    n_groups: int) -> list[list[float]]:
-    """:func:`finalize` for histogram rows already ordered by (group, bucket), as the engine's fused
-    aggregate produces them: it skips the sort over the whole histogram."""
+def finalize_sorted(
+    gid: pa.Array | pa.ChunkedArray,
+    c: pa.Array | pa.ChunkedArray,
+    lo: pa.Array | pa.ChunkedArray,
+    hi: pa.Array | pa.ChunkedArray,
+    n_groups: int,
+) -> list[list[float]]:
+    """:func:`finalize` for histogram rows already ordered by (group, bucket): it skips the sort."""
     out = [[0.0] * len(QUANTILES) for _ in range(n_groups)]
-    if len(c) == 0:
-        return out
-    t = pa.table({"g": _flat(gid).cast(pa.int64()), "c": _flat(c).cast(pa.int64()),
-                  "lo": _flat(lo).cast(pa.float64()), "hi": _flat(hi).cast(pa.float64())})
-    counts = t.column("c").combine_chunks()
+    groups, values = quantiles_sorted(gid, c, lo, hi)
+    columns = [v.to_pylist() for v in values]
+    for j, g in enumerate(groups.to_pylist()):
+        out[g] = [col[j] for col in columns]
+    return out
+
+
+def quantiles_sorted(
+    gid: pa.Array | pa.ChunkedArray,
+    c: pa.Array | pa.ChunkedArray,
+    lo: pa.Array | pa.ChunkedArray,
+    hi: pa.Array | pa.ChunkedArray,
+) -> tuple[pa.Array, list[pa.Array]]:
+    """(ids of the groups holding rows, one float64 array per QUANTILES with their estimates), from
+    histogram rows ordered by (group, bucket).  Rows may have a count of 0 (and null min / max),
+    as in a dense grid of cells; groups whose rows all count 0 are left out.
+
+    Vectorised: each group's ranks come from the running sum of counts (a group's rows are
+    consecutive, so run-end encoding the group ids finds its first and last row)."""
+    counts = _flat(c).cast(pa.int64())
+    if len(counts) == 0:
+        return pa.array([], pa.int64()), [pa.array([], pa.float64()) for _ in QUANTILES]
+    ree = pc.run_end_encode(_flat(gid).cast(pa.int64()), run_end_type=pa.int64())
+    groups, run_ends = ree.values, ree.run_ends
     ends = pc.cumulative_sum(counts)
     starts = pc.subtract(ends, counts)
-    per = t.group_by("g", use_threads=False).aggregate([("c", "sum"), ("c", "count")])
-    per = per.take(pc.sort_indices(per.column("g")))
-    n = per.column("c_sum").combine_chunks()
-    # rows are ordered by group, so a group's first row follows the rows of all groups before it
-    rows_per_group = per.column("c_count").combine_chunks()
-    first_row = pc.subtract(pc.cumulative_sum(rows_per_group), rows_per_group)
+    first_row = pa.concat_arrays([pa.array([0], pa.int64()), run_ends.slice(0, len(run_ends) - 1)])
     base = starts.take(first_row)
-    last = pc.subtract(n, 1).cast(pa.float64())
-    targets, fracs = [], []
-    for q in QUANTILES:
-        pos = pc.multiply(last, q)
-        floor = pc.floor(pos)
-        fracs.append(pc.subtract(pos, floor))
-        targets.append(pc.add(base, floor.cast(pa.int64())))
-        targets.append(pc.add(base, pc.ceil(pos).cast(pa.int64())))
-    ranks = pa.concat_arrays(targets)
+    n = pc.subtract(ends.take(pc.subtract(run_ends, _ONE)), base)
+    present = pc.greater(n, _ZERO)
+    if not pc.all(present).as_py():
+        groups, base, n = groups.filter(present), base.filter(present), n.filter(present)
+    if len(groups) == 0:
+        return groups, [pa.array([], pa.float64()) for _ in QUANTILES]
+    size = len(groups)
+    # every quantile of every group at once: arrays of len(QUANTILES) * size, quantile-major
+    last = pa.concat_arrays([pc.subtract(n, _ONE).cast(pa.float64())] * len(QUANTILES))
+    base = pa.concat_arrays([base] * len(QUANTILES))
+    pos = pc.multiply(last, pa.array([q for q in QUANTILES for _ in range(size)], pa.float64()))
+    floor = pc.floor(pos)
+    frac = pc.subtract(pos, floor)
+    # the order statistics each quantile falls between: ranks [floors..., ceilings...]
+    ranks = pa.concat_arrays(
+        [pc.add(base, pc.cast(floor, pa.int64())), pc.add(base, pc.cast(pc.ceil(pos), pa.int64()))]
+    )
     rows = _rows_for_ranks(starts, counts, ranks)
-    row_lo, row_hi = t.column("lo").combine_chunks().take(rows), t.column("hi").combine_chunks().take(rows)
+    # min / max of the rows that matter only (integer states are cast after the take: same values)
+    row_lo, row_hi = (x.take(rows).cast(pa.float64()) for x in (lo, hi))
+    if isinstance(row_lo, pa.ChunkedArray):
+        row_lo, row_hi = row_lo.combine_chunks(), row_hi.combine_chunks()
     row_c = counts.take(rows)
     offset = pc.subtract(ranks, starts.take(rows)).cast(pa.float64())
-    span = pc.max_element_wise(pc.subtract(row_c, 1), 1).cast(pa.float64())
+    span = pc.max_element_wise(pc.subtract(row_c, _ONE), _ONE).cast(pa.float64())
     est = pc.add(row_lo, pc.multiply(pc.subtract(row_hi, row_lo), pc.divide(offset, span)))
-    est = pc.if_else(pc.equal(row_c, 1), row_lo, est).to_pylist()
-    groups = per.column("g").to_pylist()
-    size = len(groups)
-    for qi in range(len(QUANTILES)):
-        frac = fracs[qi].to_pylist()
-        lo_v = est[(2 * qi) * size:(2 * qi + 1) * size]
-        hi_v = est[(2 * qi + 1) * size:(2 * qi + 2) * size]
-        for j, g in enumerate(groups):
-            out[g][qi] = lo_v[j] + (hi_v[j] - lo_v[j]) * frac[j]
-    return out
+    est = pc.if_else(pc.equal(row_c, _ONE), row_lo, est)
+    half = len(QUANTILES) * size
+    est_lo, est_hi = est.slice(0, half), est.slice(half)
+    value = pc.add(est_lo, pc.multiply(pc.subtract(est_hi, est_lo), frac))
+    values = [value.slice(qi * size, size) for qi in range(len(QUANTILES))]
+    return groups, values

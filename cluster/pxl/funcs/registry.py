@@ -69,6 +69,10 @@ class ScalarFunc:
     #: For variadic functions: the type every extra argument must have, after the fixed ones.
     variadic: str | None = None
     doc: str = ""
+    #: Optional form of ``impl`` returning a dictionary array (each distinct value once in its
+    #: dictionary), for results that only feed a group-by key: grouping then works on small integer
+    #: codes instead of hashing one string per row (metadata look-ups: few pods, many rows).
+    dict_impl: ScalarImpl | None = None
 
     kind = "udf"
 
@@ -77,8 +81,10 @@ class ScalarFunc:
         for sig in self.signatures:
             if sig.args == dtypes:
                 return sig
-            if self.variadic and dtypes[: len(sig.args)] == sig.args and all(
-                d == self.variadic for d in dtypes[len(sig.args):]
+            if (
+                self.variadic
+                and dtypes[: len(sig.args)] == sig.args
+                and all(d == self.variadic for d in dtypes[len(sig.args) :])
             ):
                 return Signature(dtypes, sig.ret)
         return None
