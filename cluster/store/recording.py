@@ -220,6 +220,11 @@ def _read_ipc(path: Path) -> pa.Table:
         raise RecordingError(f"{path}: cannot read as an Arrow IPC file: {e}") from e
 
 
+#: rows per batch a replayed table is stored in: like a live agent's, small enough that a head(n)
+#: stops after a batch or two instead of filtering and mapping a whole recorded table
+REPLAY_BATCH_ROWS = 65_536
+
+
 def load_recording(directory: str | Path) -> Recording:
     """A TableStore holding every recorded table (uncapped: a recording is never evicted from),
     plus the manifest and the metadata snapshot."""
@@ -237,7 +242,7 @@ def load_recording(directory: str | Path) -> Recording:
             raise RecordingError(f"{path}: missing, but {mpath} lists table {name!r}")
         table = _read_ipc(path)
         store.create(name, table.schema)
-        for batch in table.to_batches():
+        for batch in table.to_batches(max_chunksize=REPLAY_BATCH_ROWS):
             store.append(name, batch)
     mdpath = d / METADATA_FILE
     metadata = _read_ipc(mdpath) if mdpath.exists() else METADATA_SCHEMA.empty_table()
