@@ -104,6 +104,7 @@ def time_once(env: dict[str, str]) -> float:
 def time_tui(tmux: Tmux, name: str, vizier: str, api_key: str, timeout: float) -> tuple[float, float]:
     """(first frame s, first row s) from `tmux new-session` to the screen showing them."""
     live = (f"env PXTUI_VIZIER={shlex.quote(vizier)} PXTUI_API_KEY={shlex.quote(api_key)} "
+            f"XDG_CONFIG_HOME={shlex.quote(os.environ.get('XDG_CONFIG_HOME', '/nonexistent'))} "
             f"{shlex.quote(str(PXTUI))} live px/http_data")
     # on an early exit, keep the pane (and pxtui's message) on screen for the error report
     shell = f"{live}; echo \"[pxtui exited $?]\"; sleep 60"
@@ -156,7 +157,8 @@ def main() -> int:
                                stderr=subprocess.DEVNULL, start_new_session=True)
         with running_vizier(tmp / "state") as viz:
             addr, key, client = viz.addr, viz.api_key, viz.client()
-            env = {**os.environ, "PXTUI_VIZIER": addr, "PXTUI_API_KEY": key}
+            env = viz.env()  # its own PXTUI_VIZIER, API key and config dir (no key pinned elsewhere)
+            os.environ["XDG_CONFIG_HOME"] = env["XDG_CONFIG_HOME"]  # and the TUI runs' too
             tmux = Tmux(f"pxtui-bench-{os.getpid()}")
             try:
                 for i in range(a.runs + 1):  # run 0 is the warm-up
