@@ -25,6 +25,7 @@ from typing import Any
 
 from cluster.pem.data_stream import DataStream
 from cluster.pem.protocols.amqp.spec import BASIC_PROPERTIES, METHODS, SECRET_ARGS
+from cluster.pem.protocols.stream_parser import StreamParser
 
 PROTOCOL_HEADER = b"AMQP\x00\x00\x09\x01"
 FRAME_METHOD, FRAME_HEADER, FRAME_BODY, FRAME_HEARTBEAT = 1, 2, 3, 8
@@ -215,26 +216,15 @@ def _frame_at(buf: bytes, pos: int, end: int, max_size: int) -> int:
     return total if buf[pos + total - 1] == FRAME_END else -1
 
 
-class AmqpParser:
+class AmqpParser(StreamParser):
     """Incremental frame parser for one direction; kept in ``DataStream.state``."""
 
-    __slots__ = ("_in_garbage", "body_cap", "errors")
+    __slots__ = ("_in_garbage", "body_cap")
 
     def __init__(self, body_cap: int) -> None:
         self.body_cap = body_cap
         self.errors = 0
         self._in_garbage = False
-
-    @classmethod
-    def for_stream(cls, stream: DataStream, body_cap: int) -> AmqpParser:
-        parser = stream.state
-        if type(parser) is not cls:
-            parser = stream.state = cls(body_cap)
-        return parser
-
-    def take_errors(self) -> int:
-        errors, self.errors = self.errors, 0
-        return errors
 
     def next_frame(self, stream: DataStream) -> AmqpFrame | None:
         """Parse and consume the next complete frame, or None if there is none yet."""

@@ -23,6 +23,7 @@ from collections import deque
 from dataclasses import dataclass
 
 from cluster.pem.data_stream import DataStream
+from cluster.pem.protocols.stream_parser import StreamParser
 
 HEADER_LEN = 9
 MAX_FRAME_BODY = 256 * 1024 * 1024  # Cassandra's native_transport_max_frame_size ceiling
@@ -100,10 +101,10 @@ class _Bad(Exception):
     pass
 
 
-class CqlParser:
+class CqlParser(StreamParser):
     """Incremental parser for one direction; kept in ``DataStream.state``."""
 
-    __slots__ = ("_in_garbage", "_partial", "_partial_ts", "_ready", "errors", "is_request", "segmented")
+    __slots__ = ("_in_garbage", "_partial", "_partial_ts", "_ready", "is_request", "segmented")
 
     def __init__(self, is_request: bool) -> None:
         self.is_request = is_request
@@ -113,17 +114,6 @@ class CqlParser:
         self._partial = bytearray()  # a frame spanning segments that are not self-contained
         self._partial_ts = 0
         self._in_garbage = False
-
-    @classmethod
-    def for_stream(cls, stream: DataStream, is_request: bool) -> CqlParser:
-        parser = stream.state
-        if type(parser) is not cls or parser.is_request != is_request:
-            parser = stream.state = cls(is_request)
-        return parser
-
-    def take_errors(self) -> int:
-        errors, self.errors = self.errors, 0
-        return errors
 
     def next_frame(self, stream: DataStream) -> CqlFrame | None:
         """Parse and consume the next complete frame, or None if there is none yet."""

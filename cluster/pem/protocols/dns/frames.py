@@ -37,6 +37,7 @@ import dns.rdataclass
 import dns.rdatatype
 
 from cluster.pem.data_stream import DataStream
+from cluster.pem.protocols.stream_parser import StreamParser
 
 HEADER_LEN = 12
 TYPE_A = 1
@@ -198,25 +199,14 @@ def decode(wire: bytes, ts_ns: int, is_request: bool) -> DnsFrame | None:
     return DnsFrame(ts_ns, txid, header, body)
 
 
-class DnsReader:
+class DnsReader(StreamParser):
     """Reads length-prefixed DNS messages from one stream; kept in ``DataStream.state``."""
 
-    __slots__ = ("errors", "is_request")
+    __slots__ = ("is_request",)
 
     def __init__(self, is_request: bool) -> None:
         self.is_request = is_request
         self.errors = 0
-
-    @classmethod
-    def for_stream(cls, stream: DataStream, is_request: bool) -> DnsReader:
-        reader = stream.state
-        if type(reader) is not cls or reader.is_request != is_request:
-            reader = stream.state = cls(is_request)
-        return reader
-
-    def take_errors(self) -> int:
-        errors, self.errors = self.errors, 0
-        return errors
 
     def next_frame(self, stream: DataStream) -> DnsFrame | None:
         """Decode and consume the next complete message; None when none is complete yet.

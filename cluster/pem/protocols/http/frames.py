@@ -30,6 +30,7 @@ from cluster.pem.protocols.http.infer import (
     RESPONSE_START,
     MessageKind,
 )
+from cluster.pem.protocols.stream_parser import StreamParser
 
 DEFAULT_BODY_CAP = 512  # Pixie's http body limit
 MAX_HEADER_BYTES = 64 * 1024  # a larger header block is treated as garbage
@@ -213,10 +214,10 @@ def decode_body(raw: bytes, encoding: str, cap: int) -> bytes:
         return b"<Failed to gunzip body>" if wbits == 47 else b"<Failed to inflate body>"
 
 
-class HttpParser:
+class HttpParser(StreamParser):
     """Incremental parser for one direction; all state between calls lives here."""
 
-    __slots__ = ("_body", "_in_garbage", "body_cap", "errors", "kind", "tunnel")
+    __slots__ = ("_body", "_in_garbage", "body_cap", "kind", "tunnel")
 
     def __init__(self, kind: MessageKind, body_cap: int = DEFAULT_BODY_CAP) -> None:
         self.kind = kind
@@ -226,19 +227,6 @@ class HttpParser:
         self.tunnel = False
         self._body: _Body | None = None
         self._in_garbage = False  # count one error per run of garbage, not one per call
-
-    @classmethod
-    def for_stream(cls, stream: DataStream, kind: MessageKind, body_cap: int) -> HttpParser:
-        """The parser kept in ``stream.state``, created on first use."""
-        parser = stream.state
-        if type(parser) is not cls or parser.kind != kind or parser.body_cap != body_cap:
-            parser = stream.state = cls(kind, body_cap)
-        return parser
-
-    def take_errors(self) -> int:
-        """Parse errors since the last call (so a shared stitcher can sum them)."""
-        errors, self.errors = self.errors, 0
-        return errors
 
     @property
     def busy(self) -> bool:

@@ -122,4 +122,3 @@ class HttpStitcher(GuardedStitcher):
             "resp_body_size": resp.body_size,
             "latency": max(0, resp.ts_ns - req.ts_ns),
         }
-

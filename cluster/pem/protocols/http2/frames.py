@@ -34,6 +34,7 @@ from hpack.table import HeaderTable
 
 from cluster.pem.data_stream import DataStream
 from cluster.pem.protocols.http2.infer import PREFACE, settings_value_ok
+from cluster.pem.protocols.stream_parser import StreamParser
 
 DATA, HEADERS, PRIORITY, RST_STREAM, SETTINGS, PUSH_PROMISE, PING, GOAWAY, WINDOW_UPDATE, CONTINUATION = range(10)
 FLAG_END_STREAM = 0x01
@@ -109,7 +110,7 @@ class FrameSink(Protocol):
     def on_goaway(self, client: bool, last_stream_id: int, error_code: int) -> None: ...
 
 
-class H2Parser:
+class H2Parser(StreamParser):
     """Incremental frame parser for one direction; all state between calls lives here."""
 
     __slots__ = (
@@ -130,7 +131,6 @@ class H2Parser:
         "_skip_left",
         "client",
         "decoder",
-        "errors",
         "max_allowed_table",
         "max_frame",
         "mid_stream",
@@ -164,18 +164,6 @@ class H2Parser:
         self._block_end_stream = False
         self._block_promised = 0
         self._block_overflow = False
-
-    @classmethod
-    def for_stream(cls, stream: DataStream, client: bool) -> H2Parser:
-        """The parser kept in ``stream.state``, created on first use."""
-        parser = stream.state
-        if type(parser) is not cls or parser.client != client:
-            parser = stream.state = cls(client)
-        return parser
-
-    def take_errors(self) -> int:
-        errors, self.errors = self.errors, 0
-        return errors
 
     def take_undecoded(self) -> int:
         n, self.undecoded = self.undecoded, 0

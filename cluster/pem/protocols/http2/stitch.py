@@ -124,8 +124,8 @@ class Http2Stitcher(GuardedStitcher):
     # -- GuardedStitcher ----------------------------------------------------------------------
 
     def _process(self, requests: DataStream, responses: DataStream) -> list[Record]:
-        req_p = H2Parser.for_stream(requests, client=True)
-        resp_p = H2Parser.for_stream(responses, client=False)
+        req_p = H2Parser.for_stream(requests, True)  # client
+        resp_p = H2Parser.for_stream(responses, False)  # server
         if req_p is not self._req_parser or resp_p is not self._resp_parser:
             if self._req_parser is not None:  # the streams were reset: what was open is lost
                 self._drop_all()

@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from cluster.pem.data_stream import DataStream
 from cluster.pem.protocols.kafka import apis, bodies
 from cluster.pem.protocols.kafka.wire import Malformed, Reader
+from cluster.pem.protocols.stream_parser import StreamParser
 
 MAX_FRAME = 100 * 1024 * 1024
 FULL_FRAME_MAX = 256 * 1024
@@ -75,10 +76,10 @@ def request_head_ok(buf: bytes, pos: int, end: int) -> bool:
     )
 
 
-class KafkaParser:
+class KafkaParser(StreamParser):
     """Incremental parser for one direction; kept in ``DataStream.state``."""
 
-    __slots__ = ("_in_garbage", "_resync", "_skip", "errors", "is_request")
+    __slots__ = ("_in_garbage", "_resync", "_skip", "is_request")
 
     def __init__(self, is_request: bool) -> None:
         self.is_request = is_request
@@ -86,17 +87,6 @@ class KafkaParser:
         self._skip = 0  # bytes of an oversized frame still to drop as they arrive
         self._resync = False
         self._in_garbage = False
-
-    @classmethod
-    def for_stream(cls, stream: DataStream, is_request: bool) -> KafkaParser:
-        parser = stream.state
-        if type(parser) is not cls or parser.is_request != is_request:
-            parser = stream.state = cls(is_request)
-        return parser
-
-    def take_errors(self) -> int:
-        errors, self.errors = self.errors, 0
-        return errors
 
     def next_frame(self, stream: DataStream, pending: Collection[int] | None = None) -> KafkaFrame | None:
         """Parse and consume the next frame, or None if there is none complete yet.

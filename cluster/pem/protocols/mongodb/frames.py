@@ -36,6 +36,7 @@ from bson.codec_options import CodecOptions, DatetimeConversion
 from bson.int64 import Int64
 
 from cluster.pem.data_stream import DataStream
+from cluster.pem.protocols.stream_parser import StreamParser
 
 HEADER_LEN = 16
 MAX_MESSAGE = 48_000_000  # maxMessageSizeBytes
@@ -163,10 +164,10 @@ def ok_status(ok: object) -> str:
     return f"ok: {extended_json(ok)}"
 
 
-class MongoParser:
+class MongoParser(StreamParser):
     """Incremental parser for one direction; kept in ``DataStream.state``."""
 
-    __slots__ = ("_in_garbage", "body_cap", "errors", "is_request", "skipped")
+    __slots__ = ("_in_garbage", "body_cap", "is_request", "skipped")
 
     def __init__(self, is_request: bool, body_cap: int = DEFAULT_BODY_CAP) -> None:
         self.is_request = is_request
@@ -174,17 +175,6 @@ class MongoParser:
         self.errors = 0
         self.skipped = 0
         self._in_garbage = False
-
-    @classmethod
-    def for_stream(cls, stream: DataStream, is_request: bool, body_cap: int) -> MongoParser:
-        parser = stream.state
-        if type(parser) is not cls or parser.is_request != is_request or parser.body_cap != body_cap:
-            parser = stream.state = cls(is_request, body_cap)
-        return parser
-
-    def take_errors(self) -> int:
-        errors, self.errors = self.errors, 0
-        return errors
 
     def next_message(self, stream: DataStream) -> MongoMessage | None:
         """Parse and consume the next complete OP_MSG, or None if there is none yet."""

@@ -25,6 +25,7 @@ import struct
 from dataclasses import dataclass, field
 
 from cluster.pem.data_stream import DataStream
+from cluster.pem.protocols.stream_parser import StreamParser
 
 CONNECT, CONNACK, PUBLISH, PUBACK, PUBREC, PUBREL, PUBCOMP = 1, 2, 3, 4, 5, 6, 7
 SUBSCRIBE, SUBACK, UNSUBSCRIBE, UNSUBACK, PINGREQ, PINGRESP, DISCONNECT, AUTH = 8, 9, 10, 11, 12, 13, 14, 15
@@ -267,26 +268,15 @@ def decode_body(p: MqttPacket, r: _Reader, version: int, body_cap: int) -> None:
         raise _Bad  # bytes the packet type does not account for
 
 
-class MqttParser:
+class MqttParser(StreamParser):
     """Incremental packet parser for one direction; kept in ``DataStream.state``."""
 
-    __slots__ = ("body_cap", "errors", "version")
+    __slots__ = ("body_cap", "version")
 
     def __init__(self, body_cap: int) -> None:
         self.body_cap = body_cap
         self.errors = 0
         self.version = DEFAULT_VERSION
-
-    @classmethod
-    def for_stream(cls, stream: DataStream, body_cap: int) -> MqttParser:
-        parser = stream.state
-        if type(parser) is not cls:
-            parser = stream.state = cls(body_cap)
-        return parser
-
-    def take_errors(self) -> int:
-        errors, self.errors = self.errors, 0
-        return errors
 
     def next_packet(self, stream: DataStream) -> MqttPacket | None:
         """Parse and consume the next complete packet, or None if there is none yet."""

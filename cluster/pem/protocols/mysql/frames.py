@@ -14,6 +14,7 @@ import struct
 from dataclasses import dataclass
 
 from cluster.pem.data_stream import DataStream
+from cluster.pem.protocols.stream_parser import StreamParser
 
 MAX_PAYLOAD = 0xFFFFFF
 CLIENT_SSL = 0x00000800
@@ -42,23 +43,17 @@ class Packet:
     payload: bytes
 
 
-class PacketParser:
+class PacketParser(StreamParser):
     """Incremental packet parser for one direction; kept in ``DataStream.state``."""
 
     __slots__ = ("_part_seq", "_part_ts", "_parts", "tunnel")
 
     def __init__(self) -> None:
+        self.errors = 0
         self.tunnel = False  # TLS was negotiated: the rest is opaque
         self._parts: list[bytes] = []  # pieces of a payload split at 0xffffff bytes
         self._part_ts = 0
         self._part_seq = 0
-
-    @classmethod
-    def for_stream(cls, stream: DataStream) -> PacketParser:
-        parser = stream.state
-        if type(parser) is not cls:
-            parser = stream.state = cls()
-        return parser
 
     def next_packet(self, stream: DataStream) -> Packet | None:
         if stream.needs_resync:

@@ -308,5 +308,3 @@ class MysqlStitcher(GuardedStitcher):
 
 def _text(b: bytes, cap: int) -> str:
     return b[:cap].decode("utf-8", "replace")
-
-

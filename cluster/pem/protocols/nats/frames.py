@@ -27,6 +27,7 @@ import re
 from dataclasses import dataclass
 
 from cluster.pem.data_stream import DataStream
+from cluster.pem.protocols.stream_parser import StreamParser
 
 MAX_LINE = 256 * 1024  # INFO lists cluster URLs; a control line longer than this is garbage
 MAX_PAYLOAD = 64 * 1024 * 1024  # nats-server's max_payload cannot exceed 64 MiB
@@ -82,26 +83,15 @@ def _headers(block: bytes) -> tuple[dict[str, str], str]:
     return fields, status
 
 
-class NatsParser:
+class NatsParser(StreamParser):
     """Incremental parser for one direction; kept in ``DataStream.state``."""
 
-    __slots__ = ("_in_garbage", "body_cap", "errors")
+    __slots__ = ("_in_garbage", "body_cap")
 
     def __init__(self, body_cap: int = DEFAULT_BODY_CAP) -> None:
         self.body_cap = body_cap
         self.errors = 0
         self._in_garbage = False
-
-    @classmethod
-    def for_stream(cls, stream: DataStream, body_cap: int) -> NatsParser:
-        parser = stream.state
-        if type(parser) is not cls or parser.body_cap != body_cap:
-            parser = stream.state = cls(body_cap)
-        return parser
-
-    def take_errors(self) -> int:
-        errors, self.errors = self.errors, 0
-        return errors
 
     def next_message(self, stream: DataStream) -> NatsMessage | None:
         """Parse and consume the next complete message, or None if there is none yet."""

@@ -17,6 +17,7 @@ import struct
 from dataclasses import dataclass
 
 from cluster.pem.data_stream import DataStream
+from cluster.pem.protocols.stream_parser import StreamParser
 
 MAX_MSG = 1 << 24  # longer messages are treated as garbage (the stream cap is smaller anyway)
 REQUEST_TAGS = b"QPBDESCHFdcfpX"
@@ -52,10 +53,10 @@ class PgMessage:
     payload: bytes
 
 
-class PgParser:
+class PgParser(StreamParser):
     """Incremental parser for one direction; kept in ``DataStream.state``."""
 
-    __slots__ = ("_in_garbage", "errors", "is_request", "ssl_expected", "ssl_requested", "tunnel")
+    __slots__ = ("_in_garbage", "is_request", "ssl_expected", "ssl_requested", "tunnel")
 
     def __init__(self, is_request: bool) -> None:
         self.is_request = is_request
@@ -64,17 +65,6 @@ class PgParser:
         self.ssl_requested = False  # request side: an SSLRequest/GSSENCRequest was just sent
         self.ssl_expected = False  # response side: the next byte is the one-byte answer to it
         self._in_garbage = False
-
-    @classmethod
-    def for_stream(cls, stream: DataStream, is_request: bool) -> PgParser:
-        parser = stream.state
-        if type(parser) is not cls or parser.is_request != is_request:
-            parser = stream.state = cls(is_request)
-        return parser
-
-    def take_errors(self) -> int:
-        errors, self.errors = self.errors, 0
-        return errors
 
     def next_message(self, stream: DataStream) -> PgMessage | None:
         """Parse and consume the next complete message, or None if none is complete yet."""

@@ -268,5 +268,3 @@ class PgsqlStitcher(GuardedStitcher):
             "resp": self._cap("\n".join(req.parts)),
             "latency": max(0, req.resp_ts - req.ts_ns),
         }
-
-

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 
 from cluster.pem.data_stream import DataStream
 from cluster.pem.protocols.redis.commands import COMMANDS, FIXED, LIST, Command
+from cluster.pem.protocols.stream_parser import StreamParser
 
 MAX_DEPTH = 16
 MAX_BULK = 512 * 1024 * 1024
@@ -233,26 +234,15 @@ def _text(b: bytes) -> str:
     return b.decode("utf-8", "replace")
 
 
-class RespParser:
+class RespParser(StreamParser):
     """Incremental parser for one direction; kept in ``DataStream.state``."""
 
-    __slots__ = ("_in_garbage", "errors", "is_request")
+    __slots__ = ("_in_garbage", "is_request")
 
     def __init__(self, is_request: bool) -> None:
         self.is_request = is_request
         self.errors = 0
         self._in_garbage = False
-
-    @classmethod
-    def for_stream(cls, stream: DataStream, is_request: bool) -> RespParser:
-        parser = stream.state
-        if type(parser) is not cls or parser.is_request != is_request:
-            parser = stream.state = cls(is_request)
-        return parser
-
-    def take_errors(self) -> int:
-        errors, self.errors = self.errors, 0
-        return errors
 
     def next_message(self, stream: DataStream) -> RedisMessage | None:
         """Parse and consume the next complete message, or None if there is none yet."""

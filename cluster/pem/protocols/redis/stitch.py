@@ -87,5 +87,3 @@ class RedisStitcher(GuardedStitcher):
 
 def _record(ts: int, cmd: str, args: str, resp: str, latency: int) -> dict[str, Any]:
     return {"time_": ts, "req_cmd": cmd, "req_args": args, "resp": resp, "latency": max(0, latency)}
-
-
