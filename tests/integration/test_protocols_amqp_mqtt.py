@@ -16,8 +16,8 @@ import uuid
 
 import pytest
 
-from tests.conftest import ROOT, Vizier, wait_until
-from tests.util import as_rows
+from tests.conftest import ROOT, Vizier
+from tests.integration.protocol_harness import child, poll_rows, table_script
 
 pytestmark = pytest.mark.ebpf
 
@@ -35,37 +35,9 @@ def require(server: str) -> None:
         pytest.fail(f"{server} is not listening on 127.0.0.1:{port}; start it with: {start}")
 
 
-def child(code: str) -> str:
-    """Run client code in a child process (the traffic must not come from the test process)."""
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
-    assert out.returncode == 0, out.stderr
-    return out.stdout
-
-
 def query(v: Vizier, table: str, where: str, want: int, what: str) -> list[dict]:
     """Rows of ``table`` matching the PxL filter ``where`` (on df), client side, waiting for ``want``."""
-    script = (
-        "import px\n"
-        f"df = px.DataFrame(table='{table}', start_time='-5m')\n"
-        f"df = df[{where}]\n"
-        "df = df[df.trace_role == 1]\n"
-        "px.display(df, 'found')\n"
-    )
-    client = v.client()
-    seen: list[dict] = []
-    try:
-
-        def enough():
-            res = client.execute(script)
-            seen[:] = as_rows(res.tables[0][1]) if res.tables else []
-            return seen if len(seen) >= want else None
-
-        try:
-            return wait_until(enough, 20, f"{want} {table} rows for {what}")  # type: ignore[return-value]
-        except AssertionError as e:
-            raise AssertionError(f"{e}; rows found: {seen}") from None
-    finally:
-        client.close()
+    return poll_rows(v, table_script(table, [where], role=1), want, f"{want} {table} rows for {what}")
 
 
 def run_script(v: Vizier, script: str, *args: str) -> dict:

@@ -22,8 +22,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import ROOT, Vizier, free_port, wait_until
-from tests.util import as_rows
+from tests.conftest import Vizier, free_port, wait_until
+from tests.integration.protocol_harness import cli_json, poll_rows, table_script
 
 pytestmark = pytest.mark.ebpf
 
@@ -93,34 +93,12 @@ def run(*argv: str) -> str:
 
 def query_rows(v: Vizier, table: str, column: str, marker: str, want, timeout: float = 20) -> list[dict]:
     """Poll PxL until `want(rows)` holds for the rows of `table` whose `column` contains marker."""
-    script = (
-        "import px\n"
-        f"df = px.DataFrame(table='{table}', start_time='-5m')\n"
-        f"df = df[px.contains(df.{column}, '{marker}')]\n"
-        "px.display(df, 'found')\n"
-    )
-    client = v.client()
-    seen: list[dict] = []
-    try:
-
-        def ready():
-            res = client.execute(script)
-            seen[:] = as_rows(res.tables[0][1]) if res.tables else []
-            return seen if want(seen) else None
-
-        try:
-            return wait_until(ready, timeout, f"{table} rows for {marker}")  # type: ignore[return-value]
-        except AssertionError as e:
-            raise AssertionError(f"{e}; rows found: {json.dumps(seen, default=str)[:4000]}") from None
-    finally:
-        client.close()
+    script = table_script(table, [f"px.contains(df.{column}, '{marker}')"])
+    return poll_rows(v, script, want, f"{table} rows for {marker}", timeout)
 
 
 def cli(v: Vizier, *args: str) -> dict:
-    out = subprocess.run([sys.executable, "-m", "pxtui.cli", *args], cwd=ROOT, capture_output=True, text=True,
-                         env=v.env(), timeout=60)  # fmt: skip
-    assert out.returncode == 0, out.stderr
-    return json.loads(out.stdout)
+    return cli_json(v, *args)
 
 
 def by_query(rows: list[dict], role: int) -> dict[str, list[dict]]:

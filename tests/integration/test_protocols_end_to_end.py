@@ -11,13 +11,12 @@ from __future__ import annotations
 import os
 import socket
 import subprocess
-import sys
 import uuid
 
 import pytest
 
-from tests.conftest import Vizier, wait_until
-from tests.util import as_rows
+from tests.conftest import Vizier
+from tests.integration.protocol_harness import child, poll_rows, table_script
 
 pytestmark = pytest.mark.ebpf
 
@@ -38,12 +37,6 @@ def require(server: str) -> None:
                     f"or: {start}")
 
 
-def child(code: str) -> None:
-    """Run client code in a child process (the traffic must not come from the test process)."""
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
-    assert out.returncode == 0, out.stderr
-
-
 def cli(*argv: str, env: dict | None = None) -> str:
     out = subprocess.run(argv, capture_output=True, text=True, timeout=60, env={**os.environ, **(env or {})})
     assert out.returncode == 0, out.stderr
@@ -51,27 +44,8 @@ def cli(*argv: str, env: dict | None = None) -> str:
 
 
 def rows(v: Vizier, table: str, column: str, marker: str, want: int) -> list[dict]:
-    script = (
-        "import px\n"
-        f"df = px.DataFrame(table='{table}', start_time='-5m')\n"
-        f"df = df[px.contains(df.{column}, '{marker}')]\n"
-        "df = df[df.trace_role == 1]\n"
-        "px.display(df, 'found')\n"
-    )
-    client = v.client()
-    seen: list[dict] = []
-    try:
-        def enough():
-            res = client.execute(script)
-            seen[:] = as_rows(res.tables[0][1]) if res.tables else []
-            return seen if len(seen) >= want else None
-
-        try:
-            return wait_until(enough, 20, f"{want} {table} rows for {marker}")  # type: ignore[return-value]
-        except AssertionError as e:
-            raise AssertionError(f"{e}; rows found: {seen}") from None
-    finally:
-        client.close()
+    script = table_script(table, [f"px.contains(df.{column}, '{marker}')"], role=1)
+    return poll_rows(v, script, want, f"{want} {table} rows for {marker}")
 
 
 def test_redis_client_and_cli(vizier: Vizier):

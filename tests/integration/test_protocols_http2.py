@@ -24,8 +24,8 @@ from contextlib import contextmanager
 
 import pytest
 
-from tests.conftest import ROOT, Vizier, free_port, wait_until
-from tests.util import as_rows
+from tests.conftest import ROOT, Vizier, free_port
+from tests.integration.protocol_harness import poll_rows, table_script
 
 pytestmark = pytest.mark.ebpf
 
@@ -36,28 +36,7 @@ UNDECODED = "<undecoded>"
 
 def query(v: Vizier, filters: list[str], want: int, what: str, role: int = 1) -> list[dict]:
     """http_events rows passing every PxL filter (on df) for one trace role, waiting for ``want``."""
-    script = (
-        "import px\n"
-        "df = px.DataFrame(table='http_events', start_time='-5m')\n"
-        + "".join(f"df = df[{f}]\n" for f in filters)
-        + f"df = df[df.trace_role == {role}]\n"
-        "px.display(df, 'found')\n"
-    )
-    client = v.client()
-    seen: list[dict] = []
-    try:
-
-        def enough():
-            res = client.execute(script)
-            seen[:] = as_rows(res.tables[0][1]) if res.tables else []
-            return seen if len(seen) >= want else None
-
-        try:
-            return wait_until(enough, 20, f"{want} http_events rows for {what}")  # type: ignore[return-value]
-        except AssertionError as e:
-            raise AssertionError(f"{e}; rows found: {seen}") from None
-    finally:
-        client.close()
+    return poll_rows(v, table_script("http_events", filters, role), want, f"{want} http_events rows for {what}")
 
 
 @contextmanager

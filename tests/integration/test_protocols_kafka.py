@@ -21,8 +21,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.conftest import ROOT, Vizier, wait_until
-from tests.util import as_rows
+from tests.conftest import ROOT, Vizier
+from tests.integration.protocol_harness import poll_rows
 
 pytestmark = pytest.mark.ebpf
 
@@ -78,21 +78,7 @@ def broker(request: pytest.FixtureRequest) -> Iterator[tuple[int, str]]:
 
 
 def query(v: Vizier, script: str, want, what: str, timeout: float = 30) -> list[dict]:
-    client = v.client()
-    seen: list[dict] = []
-    try:
-
-        def ready():
-            res = client.execute(script)
-            seen[:] = as_rows(res.tables[0][1]) if res.tables else []
-            return seen if want(seen) else None
-
-        try:
-            return wait_until(ready, timeout, what)  # type: ignore[return-value]
-        except AssertionError as e:
-            raise AssertionError(f"{e}; rows found: {json.dumps(seen, default=str)[:6000]}") from None
-    finally:
-        client.close()
+    return poll_rows(v, script, want, what, timeout)
 
 
 def kafka_rows(v: Vizier, m: str) -> list[dict]:
