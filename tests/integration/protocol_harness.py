@@ -51,13 +51,15 @@ def table_script(table: str, filters: Sequence[str] = (), role: int | None = Non
     return "\n".join([*lines, "px.display(df, 'found')", ""])
 
 
-def poll_rows(v: Vizier, script: str, want: int | Callable[[list[dict]], bool], what: str,
-              timeout: float = 20) -> list[dict]:
+def poll_rows(
+    v: Vizier, script: str, want: int | Callable[[list[dict]], bool], what: str, timeout: float = 20
+) -> list[dict]:
     """Run ``script`` until its rows satisfy ``want`` (a row count, or a predicate); the rows."""
     client = v.client()
     seen: list[dict] = []
     ok = (lambda rows: len(rows) >= want) if isinstance(want, int) else want
     try:
+
         def ready() -> list[dict] | None:
             res = client.execute(script)
             seen[:] = as_rows(res.tables[0][1]) if res.tables else []
