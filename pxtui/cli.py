@@ -320,7 +320,7 @@ def status(vizier: str | None, api_key: str | None, output: str, cluster: str | 
         click.echo(f"  kernel headers: {a.kernel_headers}")
         click.echo(f"  probes ({len(a.probes)}): {', '.join(a.probes)}")
         click.echo(f"  events seen: {a.events_seen}   lost: {a.events_lost}   parse errors: {a.parse_errors}"
-                   f"   connections: {a.conns_active}")
+                   f"   connections: {a.conns_active}   connections reset: {a.conns_reset}")
         if not a.tables:
             continue
         w = max(14, *(len(t.name) + 1 for t in a.tables))

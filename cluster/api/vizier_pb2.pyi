@@ -134,7 +134,7 @@ class TableStatus(_message.Message):
     def __init__(self, name: _Optional[str] = ..., rows: _Optional[int] = ..., bytes: _Optional[int] = ..., max_bytes: _Optional[int] = ..., min_time_ns: _Optional[int] = ..., max_time_ns: _Optional[int] = ..., rows_evicted: _Optional[int] = ...) -> None: ...
 
 class AgentStatus(_message.Message):
-    __slots__ = ("agent_id", "asid", "hostname", "state", "last_heartbeat_ns", "probes", "kernel_headers", "events_seen", "events_lost", "parse_errors", "tables", "error", "conns_active")
+    __slots__ = ("agent_id", "asid", "hostname", "state", "last_heartbeat_ns", "probes", "kernel_headers", "events_seen", "events_lost", "parse_errors", "tables", "error", "conns_active", "conns_reset")
     AGENT_ID_FIELD_NUMBER: _ClassVar[int]
     ASID_FIELD_NUMBER: _ClassVar[int]
     HOSTNAME_FIELD_NUMBER: _ClassVar[int]
@@ -148,6 +148,7 @@ class AgentStatus(_message.Message):
     TABLES_FIELD_NUMBER: _ClassVar[int]
     ERROR_FIELD_NUMBER: _ClassVar[int]
     CONNS_ACTIVE_FIELD_NUMBER: _ClassVar[int]
+    CONNS_RESET_FIELD_NUMBER: _ClassVar[int]
     agent_id: str
     asid: int
     hostname: str
@@ -161,7 +162,8 @@ class AgentStatus(_message.Message):
     tables: _containers.RepeatedCompositeFieldContainer[TableStatus]
     error: str
     conns_active: int
-    def __init__(self, agent_id: _Optional[str] = ..., asid: _Optional[int] = ..., hostname: _Optional[str] = ..., state: _Optional[str] = ..., last_heartbeat_ns: _Optional[int] = ..., probes: _Optional[_Iterable[str]] = ..., kernel_headers: _Optional[str] = ..., events_seen: _Optional[int] = ..., events_lost: _Optional[int] = ..., parse_errors: _Optional[int] = ..., tables: _Optional[_Iterable[_Union[TableStatus, _Mapping]]] = ..., error: _Optional[str] = ..., conns_active: _Optional[int] = ...) -> None: ...
+    conns_reset: int
+    def __init__(self, agent_id: _Optional[str] = ..., asid: _Optional[int] = ..., hostname: _Optional[str] = ..., state: _Optional[str] = ..., last_heartbeat_ns: _Optional[int] = ..., probes: _Optional[_Iterable[str]] = ..., kernel_headers: _Optional[str] = ..., events_seen: _Optional[int] = ..., events_lost: _Optional[int] = ..., parse_errors: _Optional[int] = ..., tables: _Optional[_Iterable[_Union[TableStatus, _Mapping]]] = ..., error: _Optional[str] = ..., conns_active: _Optional[int] = ..., conns_reset: _Optional[int] = ...) -> None: ...
 
 class StatusResponse(_message.Message):
     __slots__ = ("agents", "vizier_version")

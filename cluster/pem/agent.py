@@ -64,6 +64,7 @@ class PemStatus:
     conns_active: int
     tables: list[TableStats]
     error: str
+    conns_reset: int = 0  # connections whose parser kept failing and were reset (conn_tracker.py)
 
 
 def describe_headers(src: dict) -> str:
@@ -237,4 +238,5 @@ class Pem:
             conns_active=self.tracker.active_connections(),
             tables=self.store.stats(),
             error="; ".join(errors),
+            conns_reset=self.tracker.stats.conns_reset,
         )

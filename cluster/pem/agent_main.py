@@ -17,7 +17,6 @@ import sys
 import threading
 import time
 import uuid
-from concurrent import futures
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -26,6 +25,7 @@ import grpc
 from cluster import paths
 from cluster.api import agent_pb2_grpc as apb_grpc
 from cluster.api import vizier_pb2 as pb
+from cluster.api.serving import start_server
 from cluster.auth.service_auth import BROKER_AUDIENCE, ServiceAuthInterceptor, TokenSource
 from cluster.auth.service_tokens import ServiceTokens, load_or_create_key
 from cluster.metadata.recorded import RecordedMetadata
@@ -133,18 +133,8 @@ def start_agent(
     raises with the reason when the agent cannot join or cannot collect."""
     tokens = ServiceTokens(signing_key, issuer="pxtui-pem")
     service = _Deferred()
-    server = grpc.server(
-        futures.ThreadPoolExecutor(max_workers=8, thread_name_prefix="agent-grpc"),
-        interceptors=[ServiceAuthInterceptor(tokens)],
-        options=GRPC_OPTIONS,
-    )
-    apb_grpc.add_AgentServiceServicer_to_server(service, server)
-    port = server.add_insecure_port(listen)
-    if port == 0:
-        raise OSError(f"cannot listen on {listen}")
-    server.start()
-    host = listen.rsplit(":", 1)[0]
-    address = advertise or f"{'127.0.0.1' if host in ('0.0.0.0', '[::]', '') else host}:{port}"
+    server, address = start_server(listen, advertise, [ServiceAuthInterceptor(tokens)],
+                                   lambda srv: apb_grpc.add_AgentServiceServicer_to_server(service, srv), 8, "agent")
 
     replayed = ReplayBackend(replay, hostname) if replay else backend
     agent_id = replayed.agent_id if replayed else str(uuid.uuid4())  # a given backend keeps its own id

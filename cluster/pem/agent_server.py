@@ -22,10 +22,11 @@ from cluster import pxl
 from cluster.api import agent_pb2 as apb
 from cluster.api import agent_pb2_grpc as apb_grpc
 from cluster.api import vizier_pb2 as pb
+from cluster.api.serving import query_error_kind
 from cluster.auth.e2e import E2EError, seal
 from cluster.auth.redaction import redacting_batches
 from cluster.pem.agent import PemStatus
-from cluster.pxl.errors import MemoryBudget, PxlDeadlineError, PxlResourceError
+from cluster.pxl.errors import MemoryBudget
 from cluster.pxl.planner import DistributedPlan, pem_tables, plan
 from cluster.pxl.sources import MetadataSource
 from cluster.pxl.vis import FuncToExecute
@@ -85,7 +86,7 @@ def status_to_pb(st: PemStatus) -> pb.AgentStatus:
         agent_id=st.agent_id, asid=st.asid, hostname=st.hostname, state=st.state,
         last_heartbeat_ns=time.time_ns(), probes=st.probes, kernel_headers=st.kernel_headers,
         events_seen=st.events_seen, events_lost=st.events_lost, parse_errors=st.parse_errors,
-        error=st.error, conns_active=st.conns_active,
+        error=st.error, conns_active=st.conns_active, conns_reset=st.conns_reset,
         tables=[pb.TableStatus(name=t.name, rows=t.rows, bytes=t.bytes, max_bytes=t.max_bytes,
                                min_time_ns=t.min_time_ns or 0, max_time_ns=t.max_time_ns or 0,
                                rows_evicted=t.rows_evicted) for t in st.tables],
@@ -157,14 +158,8 @@ class AgentService(apb_grpc.AgentServiceServicer):
                     rows += n
                     nbytes += len(payload)
                     yield apb.FragmentResult(part=apb.StreamPart(stream=stream, ipc=payload, num_rows=n))
-        except PxlDeadlineError as e:
-            yield _error(pb.QueryError.DEADLINE, str(e))
-            return
-        except PxlResourceError as e:
-            yield _error(pb.QueryError.RESOURCE, str(e))
-            return
-        except pxl.PxlRuntimeError as e:
-            yield _error(pb.QueryError.RUNTIME, str(e))
+        except pxl.PxlRuntimeError as e:  # deadline, memory budget, or the script failing here
+            yield _error(query_error_kind(e) or pb.QueryError.RUNTIME, str(e))
             return
         except ValueError as e:  # an unknown redaction mode: refuse rather than return raw rows
             yield _error(pb.QueryError.RUNTIME, str(e))

@@ -22,6 +22,19 @@ TLS: plaintext from the OpenSSL uprobes arrives as DataEvents with ssl=True on t
 (tgid, fd). The first one makes the connection TLS: inference and parsing start afresh on plaintext
 (whatever was seen before was handshake ciphertext), its rows say encrypted = true and its conn_stats
 row ssl = true; ciphertext still reaching user space afterwards is ignored (the kernel drops it).
+
+A connection that stops parsing is reset, so that it neither buffers nor scans bytes for nothing nor
+stays pinned to a protocol it does not speak. Its parse failures are counted from its last record:
+each parse error its stitcher reports, each time one of its streams hits its byte bound (the parser
+held that much without consuming it) and each exception the last-resort guard caught. It is reset
+when they reach ``max_parse_failures``, or when, after at least one failure, ``stall_bytes`` more
+bytes arrived without a record (a parser that resynchronised by skipping everything: HTTP counts one
+error per run of garbage, however long). A record clears both counts. A reset drops both streams and
+the stitcher, counts ``conns_reset`` (shown by `pxtui status`) and runs protocol inference again on
+the next bytes, as if the connection had just been seen; its conn_stats row moves to protocol
+unknown until then. After ``_MAX_RESETS`` resets the connection is marked untraceable: no more
+inference, only its bytes are counted. Capture gaps are not failures by themselves (the kernel lost
+the bytes, not the parser), only the parse errors they cause are.
 """
 
 from __future__ import annotations
@@ -59,6 +72,10 @@ _PREFIX_COLS = 8  # time_ .. encrypted: the connection prefix every protocol tab
 _HEADER_MAX = 8
 # Peers of one datagram socket tracked as connections of their own at most; the oldest is closed.
 _MAX_DGRAM_PEERS = 1024
+# Parse failures since a connection's last record that reset it (see the module docstring).
+MAX_PARSE_FAILURES = 8
+# Resets after which a connection is not inferred again (it only counts bytes).
+_MAX_RESETS = 2
 
 
 @dataclass
@@ -74,6 +91,8 @@ class TrackerStats:
     addr_lookups: int = 0
     tls_conns: int = 0  # connections that turned out to be TLS (plaintext seen)
     ciphertext_ignored: int = 0  # data events of TLS connections from the syscalls, not the TLS library
+    conns_reset: int = 0  # connections whose parser kept failing: streams and stitcher dropped, re-inferred
+    conns_untraceable: int = 0  # connections reset _MAX_RESETS times: no longer inferred or parsed
 
 
 @dataclass(slots=True)
@@ -102,6 +121,11 @@ class _Conn:
     # (end of the bytes captured, bytes moved) of the last syscall per direction, to see capture gaps
     egress_sys: tuple[int, int] = (0, 0)
     ingress_sys: tuple[int, int] = (0, 0)
+    # parse failures and bytes parsed since the last record, stream overflows seen, resets so far
+    failures: int = 0
+    stalled_bytes: int = 0
+    overflows: int = 0
+    resets: int = 0
 
 
 _StatsKey = tuple[bytes, str, int, int, int, int, bool]  # upid, raddr, rport, role, protocol, family, ssl
@@ -137,6 +161,8 @@ class ConnTracker:
         stream_max_bytes: int = 1 << 20,
         conn_stats_period_s: float = 10.0,
         idle_timeout_s: float = 300.0,
+        max_parse_failures: int = MAX_PARSE_FAILURES,
+        stall_bytes: int | None = None,
         clock: Callable[[], int] = time.time_ns,
         addr_lookup: Callable[[int, int], tuple[SockAddr | None, SockAddr | None]] = sock_lookup.lookup,
         protocols: Iterable[ProtocolSpec] | None = None,
@@ -145,6 +171,8 @@ class ConnTracker:
         self.processes = processes
         self.body_cap = body_cap
         self.stream_max_bytes = stream_max_bytes
+        self.max_parse_failures = max_parse_failures
+        self.stall_bytes = stream_max_bytes if stall_bytes is None else stall_bytes
         self.conn_stats_period_ns = int(conn_stats_period_s * 1e9)
         self.idle_timeout_ns = int(idle_timeout_s * 1e9)
         self.clock = clock
@@ -287,6 +315,7 @@ class ConnTracker:
             elif not dgram and _capture_gap(conn, egress, ev):
                 stream.clear()  # bytes between were not captured: the parser resynchronises
             stream.append(ev.ts_ns, ev.data)
+            conn.stalled_bytes += len(ev.data)
             self._parse(conn)
         if not conn.counted_open:
             self._count_open(conn)
@@ -297,15 +326,37 @@ class ConnTracker:
         self.stats.tls_conns += 1
         old_key = self._stats_key(conn) if conn.counted_open else None
         conn.tls = True
-        conn.protocol = schemas.PROTOCOL_UNKNOWN
-        conn.spec = conn.stitcher = conn.egress = conn.ingress = None
-        conn.infer_left = _INFER_ATTEMPTS
-        conn.head = b""
+        self._forget_protocol(conn)
         if old_key is not None:
             old = self._conn_stats.get(old_key)
             if old is not None:
                 old.conn_open -= 1
                 old.dirty = True
+            self._stats_row(conn).conn_open += 1
+
+    @staticmethod
+    def _forget_protocol(conn: _Conn) -> None:
+        """Drop the streams, the stitcher and the protocol: inference starts afresh on the next bytes."""
+        conn.protocol = schemas.PROTOCOL_UNKNOWN
+        conn.spec = conn.stitcher = conn.egress = conn.ingress = None
+        conn.infer_left = _INFER_ATTEMPTS
+        conn.head = b""
+        conn.failures = conn.stalled_bytes = conn.overflows = 0
+
+    def _reset(self, conn: _Conn) -> None:
+        """The connection stopped parsing (module docstring): start it afresh, or give up on it."""
+        assert conn.egress is not None and conn.ingress is not None
+        self.stats.stream_overflows += conn.egress.overflows + conn.ingress.overflows
+        self.stats.conns_reset += 1
+        old = self._stats_row(conn) if conn.counted_open else None
+        self._forget_protocol(conn)
+        conn.resets += 1
+        if conn.resets >= _MAX_RESETS:
+            conn.infer_left = 0  # untraceable: only its bytes are counted from now on
+            self.stats.conns_untraceable += 1
+        if old is not None:
+            old.conn_open -= 1
+            old.dirty = True
             self._stats_row(conn).conn_open += 1
 
     def _infer(self, conn: _Conn, ev: DataEvent, egress: bool) -> None:
@@ -348,14 +399,28 @@ class ConnTracker:
                 records = st.process(conn.role, conn.egress, conn.ingress)
         except Exception:  # last resort (stitchers guard themselves): count it, start the conn afresh
             self.stats.parse_errors += 1
+            conn.failures += 1
+            if conn.failures >= self.max_parse_failures and not closing:
+                self._reset(conn)
+                return
+            self.stats.stream_overflows += conn.egress.overflows + conn.ingress.overflows
             conn.egress = DataStream(max_bytes=self.stream_max_bytes)
             conn.ingress = DataStream(max_bytes=self.stream_max_bytes)
+            conn.overflows = 0
             conn.stitcher = conn.spec.new_stitcher(self.body_cap)
             return
-        self.stats.parse_errors += st.parse_errors - before_err
+        errors = st.parse_errors - before_err
+        self.stats.parse_errors += errors
         self.stats.unmatched_responses += st.unmatched_responses - before_unm
         if not records:
+            # cheap test first: most calls without records just wait for the other side's bytes
+            if not closing and (
+                errors or conn.failures or conn.egress.overflows + conn.ingress.overflows != conn.overflows
+            ):
+                self._check_stalled(conn, errors)
             return
+        conn.failures = conn.stalled_bytes = 0
+        conn.overflows = conn.egress.overflows + conn.ingress.overflows
         prefix = (
             conn.upid,
             conn.remote.addr if conn.remote else "-",
@@ -370,6 +435,18 @@ class ConnTracker:
         out = self._pending[table]
         for r in records:
             out.append((r["time_"], *prefix, *(r[c] for c in cols)))
+
+    def _check_stalled(self, conn: _Conn, errors: int) -> None:
+        """Count this parse's failures (errors, streams that hit their bound) and reset the connection
+        past the bounds of the module docstring."""
+        assert conn.egress is not None and conn.ingress is not None
+        overflows = conn.egress.overflows + conn.ingress.overflows
+        if not conn.failures:
+            conn.stalled_bytes = 0  # bytes without a record count from the first failure on
+        conn.failures += errors + overflows - conn.overflows
+        conn.overflows = overflows
+        if conn.failures and (conn.failures >= self.max_parse_failures or conn.stalled_bytes >= self.stall_bytes):
+            self._reset(conn)
 
     def _close(self, conn: _Conn, ts_ns: int) -> None:
         if conn.stitcher is not None:

@@ -24,6 +24,7 @@ import pyarrow as pa
 from cluster.api import agent_pb2 as apb
 from cluster.api import agent_pb2_grpc as apb_grpc
 from cluster.api import vizier_pb2 as pb
+from cluster.api.serving import GRPC_OPTIONS
 from cluster.pem.agent_server import schemas_from_pb
 from cluster.pxl.sources import AgentStatus
 
@@ -33,8 +34,6 @@ HEALTHY = "AGENT_STATE_HEALTHY"
 UNRESPONSIVE = "AGENT_STATE_UNRESPONSIVE"
 DISCONNECTED = "AGENT_STATE_DISCONNECTED"
 
-GRPC_OPTIONS = [("grpc.max_receive_message_length", 64 * 1024 * 1024),
-                ("grpc.max_send_message_length", 64 * 1024 * 1024)]
 
 
 @dataclass

@@ -20,7 +20,6 @@ import threading
 import time
 import uuid
 from collections.abc import Iterator
-from concurrent import futures
 from dataclasses import dataclass
 
 import grpc
@@ -29,16 +28,15 @@ from cluster import paths, pxl
 from cluster.api import agent_pb2 as apb
 from cluster.api import agent_pb2_grpc as apb_grpc
 from cluster.api import vizier_pb2 as pb
+from cluster.api.serving import GRPC_OPTIONS, query_error_kind, start_server
 from cluster.auth.service_auth import BROKER_AUDIENCE, PEM_AUDIENCE, ServiceAuthInterceptor, TokenSource
 from cluster.auth.service_tokens import ServiceTokens, load_or_create_key
 from cluster.pem.agent_link import AgentLink
 from cluster.pem.agent_server import plan_digest, schemas_from_pb
-from cluster.pxl.errors import PxlDeadlineError, PxlResourceError
 from cluster.pxl.exec.export import PxlExportError
 from cluster.pxl.planner import plan
 from cluster.pxl.sources import MetadataSource
 from cluster.schemas import TABLES
-from cluster.vizier.agents import GRPC_OPTIONS
 from cluster.vizier.dispatch import Merger, QueryFailed, funcs_of
 from cluster.vizier.ipc import ipc_chunks
 
@@ -95,14 +93,8 @@ class KelvinService(apb_grpc.KelvinServiceServicer):
         except QueryFailed as e:
             yield _error(e.kind, e.message, list(e.errors))
             return
-        except PxlDeadlineError as e:
-            yield _error(pb.QueryError.DEADLINE, str(e))
-            return
-        except PxlResourceError as e:
-            yield _error(pb.QueryError.RESOURCE, str(e))
-            return
-        except pxl.PxlRuntimeError as e:
-            yield _error(pb.QueryError.RUNTIME, str(e))
+        except pxl.PxlRuntimeError as e:  # deadline, memory budget, or the merge failing
+            yield _error(query_error_kind(e) or pb.QueryError.RUNTIME, str(e))
             return
         for name, table in outputs:
             for payload, n in ipc_chunks(table):
@@ -135,15 +127,8 @@ def start_kelvin(broker: str, *, listen: str, advertise: str | None, signing_key
                  register_timeout: float | None = None) -> RunningKelvin:
     tokens = ServiceTokens(signing_key, issuer="pxtui-kelvin")
     service = KelvinService(Merger(TokenSource(tokens, PEM_AUDIENCE), cluster_metadata))
-    server = grpc.server(futures.ThreadPoolExecutor(max_workers=16, thread_name_prefix="kelvin-grpc"),
-                         interceptors=[ServiceAuthInterceptor(tokens)], options=GRPC_OPTIONS)
-    apb_grpc.add_KelvinServiceServicer_to_server(service, server)
-    port = server.add_insecure_port(listen)
-    if port == 0:
-        raise OSError(f"cannot listen on {listen}")
-    server.start()
-    host = listen.rsplit(":", 1)[0]
-    address = advertise or f"{'127.0.0.1' if host in ('0.0.0.0', '[::]', '') else host}:{port}"
+    server, address = start_server(listen, advertise, [ServiceAuthInterceptor(tokens)],
+                                   lambda srv: apb_grpc.add_KelvinServiceServicer_to_server(service, srv), 16, "kelvin")
     agent_id = str(uuid.uuid4())
     name = hostname or os.environ.get("NODE_NAME") or socket.gethostname()
 

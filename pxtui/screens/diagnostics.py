@@ -109,6 +109,7 @@ def agent_summary(agent: pb.AgentStatus, now_ns: int, glyphs: Glyphs) -> Text:
     text.append(f"lost {agent.events_lost:,}", style="bold red" if agent.events_lost else "")
     text.append(f"  parse errors {agent.parse_errors:,}", style="yellow" if agent.parse_errors else "")
     text.append(f"  connections {agent.conns_active:,}")
+    text.append(f"  connections reset {agent.conns_reset:,}" if agent.conns_reset else "", style="yellow")
     errors = agent_errors(agent)
     text.append("\n  errors          ", style="dim")
     text.append("; ".join(errors) if errors else "none", style="red" if errors else "")

@@ -68,6 +68,14 @@ def run(n_pairs: int, batch: int) -> tuple[float, int]:
     return elapsed, records
 
 
+def measure(batch: int = 1) -> list[tuple[str, str, float, int]]:
+    """(protocol, workload, seconds, records) per workload, best of 5: one core's parse throughput, for
+    tests/bench/bench_protocol_parsers.py."""
+    run(2000, batch)  # warm-up
+    elapsed, records = min(run(20_000, batch) for _ in range(5))
+    return [("HTTP/1", f"GET + JSON 200, {batch} exchange(s) per call", elapsed, records)]
+
+
 def main() -> None:
     req_len, resp_len = len(_request(1)), len(_response(1))
     print(f"request {req_len} B, response {resp_len} B (JSON body)")

@@ -93,6 +93,18 @@ WORKLOADS: list[tuple[str, Callable[[], object], Callable[[int], Exchange], Exch
 ]
 
 
+def measure() -> list[tuple[str, str, float, int]]:
+    """(protocol, workload, seconds, records) per workload, best of 3: one core's parse throughput, for
+    tests/bench/bench_protocol_parsers.py."""
+    out = []
+    for name, make, exchange, preamble in WORKLOADS[1:]:  # [0] is Redis, measured by bench_protocols_dns_nats
+        run(make, exchange, preamble)  # warm-up
+        elapsed, records = min(run(make, exchange, preamble) for _ in range(3))
+        protocol = "MQTT" if name.startswith("mqtt") else "AMQP"
+        out.append((protocol, name + ", per syscall", elapsed, records))
+    return out
+
+
 def main() -> None:
     baseline = 0.0
     print(f"{N} exchanges per workload, stitcher called after every syscall, best of 3")

@@ -126,6 +126,23 @@ def report(name: str, elapsed: float, records: int, base_us: float | None = None
     return us
 
 
+def measure() -> list[tuple[str, str, float, int]]:
+    """(protocol, workload, seconds, records) per workload, best of 5: one core's parse throughput, for
+    tests/bench/bench_protocol_parsers.py."""
+    cql4 = [cql_exchange(i, 4) for i in range(N)]
+    cql5 = [(segment(q), segment(r)) for q, r in (cql_exchange(i, 5) for i in range(N))]
+    finds = [mongo_find(i) for i in range(N)]
+    inserts = [mongo_insert(i) for i in range(N)]
+    stitch_run(CqlStitcher, cql4[:500], cql_prologue(4))  # warm-up
+    return [
+        ("CQL", "v4 EXECUTE + ROWS", *best(lambda: stitch_run(CqlStitcher, cql4, cql_prologue(4)))),
+        ("CQL", "v5 EXECUTE + ROWS in segments", *best(lambda: stitch_run(CqlStitcher, cql5, cql_prologue(5)))),
+        ("MongoDB", "find + cursor reply", *best(lambda: stitch_run(lambda: MongoStitcher(body_cap=512), finds))),
+        ("MongoDB", "insert, 5-document sequence",
+         *best(lambda: stitch_run(lambda: MongoStitcher(body_cap=512), inserts))),
+    ]  # fmt: skip
+
+
 def main() -> None:
     redis_pairs = [redis_exchange(i) for i in range(N)]
     cql4 = [cql_exchange(i, 4) for i in range(N)]

@@ -95,6 +95,24 @@ def report(name: str, elapsed: float, records: int, base_us: float | None = None
     return us
 
 
+NATS_INFO = b'INFO {"server_id":"N","headers":true,"max_payload":1048576}\r\n'
+
+
+def measure() -> list[tuple[str, str, float, int]]:
+    """(protocol, workload, seconds, records) per workload, best of 5: one core's parse throughput, for
+    tests/bench/bench_protocol_parsers.py."""
+    dns_framed = [(framed(q), framed(r)) for q, r in (dns_exchange(i) for i in range(N))]
+    nats_pairs = [nats_exchange(i) for i in range(N)]
+    redis_pairs = [redis_exchange(i) for i in range(N)]
+    stitch_run(DnsStitcher, dns_framed[:500])  # warm-up
+    return [
+        ("Redis", "SET + OK", *best(lambda: stitch_run(RedisStitcher, redis_pairs))),
+        ("DNS", "A query + CNAME, 2 A answer", *best(lambda: stitch_run(DnsStitcher, dns_framed))),
+        ("NATS", "PUB + MSG", *best(lambda: stitch_run(NatsStitcher, nats_pairs,
+                                                      (b'CONNECT {"verbose":false}\r\n', NATS_INFO)))),
+    ]  # fmt: skip
+
+
 def main() -> None:
     dns_pairs = [dns_exchange(i) for i in range(N)]
     dns_framed = [(framed(q), framed(r)) for q, r in dns_pairs]
@@ -115,7 +133,7 @@ def main() -> None:
     dns_us = report("DNS exchange (DnsStitcher)", el, n, redis_us, "Redis")
     print(f"{'':<44} {dns_us / fw_us:8.2f}x dns.message.from_wire")
 
-    info = b'INFO {"server_id":"N","headers":true,"max_payload":1048576}\r\n'
+    info = NATS_INFO
     el, n = best(lambda: stitch_run(NatsStitcher, nats_pairs, (b'CONNECT {"verbose":false}\r\n', info)))
     assert n == 2 * N + 2, n
     report("NATS PUB + MSG (NatsStitcher)", el, n, redis_us, "Redis")

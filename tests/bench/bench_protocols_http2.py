@@ -149,6 +149,17 @@ WORKLOADS: list[tuple[str, Callable[[], object], Traffic, bool]] = [
 ]
 
 
+def measure() -> list[tuple[str, str, float, int]]:
+    """(protocol, workload, seconds, records) per workload, best of 3: one core's parse throughput, for
+    tests/bench/bench_protocol_parsers.py."""
+    out = []
+    for name, make, traffic, _partial in WORKLOADS[1:]:  # [0] is HTTP/1.1, measured by bench_http_parser
+        run(make, traffic)  # warm-up
+        elapsed, records, _st = min((run(make, traffic) for _ in range(3)), key=lambda r: r[0])
+        out.append(("HTTP/2" if name.startswith("h2") else "gRPC", name + ", per syscall", elapsed, records))
+    return out
+
+
 def main() -> None:
     baseline = 0.0
     print(f"{N} exchanges per workload, stitcher called after every syscall, best of 3")

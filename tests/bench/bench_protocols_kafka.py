@@ -112,15 +112,31 @@ def report(name: str, elapsed: float, records_out: int, base_us: float | None = 
     return us
 
 
-def main() -> None:
-    batch = records()
-    redis_pairs = [redis_exchange(i) for i in range(N)]
-    cases = {
+def workloads(batch: bytes) -> dict[str, list[tuple[bytes, bytes]]]:
+    return {
         "Kafka Produce v9 (flexible), 10 records": [produce(9, i, batch) for i in range(N)],
         "Kafka Produce v7 (classic), 10 records": [produce(7, i, batch) for i in range(N)],
         "Kafka Fetch v12 (flexible), 10 records": [fetch(12, i, batch) for i in range(N)],
         "Kafka Heartbeat v4 (empty bodies)": [heartbeat(4, i, batch) for i in range(N)],
     }
+
+
+def measure() -> list[tuple[str, str, float, int]]:
+    """(protocol, workload, seconds, records) per workload, best of 5: one core's parse throughput, for
+    tests/bench/bench_protocol_parsers.py."""
+    cases = workloads(records())
+    stitch_run(KafkaStitcher, cases["Kafka Fetch v12 (flexible), 10 records"][:500])  # warm-up
+    out = []
+    for name, pairs in cases.items():
+        el, n = best(lambda pairs=pairs: stitch_run(KafkaStitcher, pairs))
+        out.append(("Kafka", name.removeprefix("Kafka "), el, n))
+    return out
+
+
+def main() -> None:
+    batch = records()
+    redis_pairs = [redis_exchange(i) for i in range(N)]
+    cases = workloads(batch)
     first = cases["Kafka Produce v9 (flexible), 10 records"][0]
     print(f"Produce v9 request {len(first[0])} B (record batch {len(batch)} B), response {len(first[1])} B;"
           f" Redis SET {len(redis_pairs[0][0])} B; {N} exchanges, best of 5")  # fmt: skip

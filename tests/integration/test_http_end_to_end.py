@@ -4,8 +4,10 @@
 from __future__ import annotations
 
 import json
+import socket
 import subprocess
 import sys
+import threading
 import uuid
 from pathlib import Path
 
@@ -41,6 +43,7 @@ def query_script(marker: str) -> str:
 def rows_for(v: Vizier, marker: str, want: int) -> list[dict]:
     client = v.client()
     try:
+
         def enough():
             res = client.execute(query_script(marker))
             rows = as_rows(res.tables[0][1]) if res.tables else []
@@ -56,7 +59,9 @@ def test_curl_requests_are_traced_on_both_sides(vizier: Vizier, http_server):
     marker = uuid.uuid4().hex
     curl = subprocess.run(
         ["curl", "-s", "-o", "/dev/null", "-w", "%{http_code}", f"http://127.0.0.1:{port}/e2e/{marker}/curl"],
-        capture_output=True, text=True, check=True,
+        capture_output=True,
+        text=True,
+        check=True,
     )
     assert curl.stdout == "200"
     rows = rows_for(vizier, marker, 2)
@@ -112,6 +117,7 @@ def test_conn_stats_counts_the_connections(vizier: Vizier, http_server):
     )
     client = vizier.client()
     try:
+
         def seen():
             res = client.execute(script)
             rows = as_rows(res.tables[0][1]) if res.tables else []
@@ -124,8 +130,14 @@ def test_conn_stats_counts_the_connections(vizier: Vizier, http_server):
 
 
 def _cli(vizier: Vizier, *args: str, env: dict | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "pxtui.cli", *args], cwd=ROOT, capture_output=True, text=True,
-                          env=env or vizier.env(), timeout=60)
+    return subprocess.run(
+        [sys.executable, "-m", "pxtui.cli", *args],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        env=env or vizier.env(),
+        timeout=60,
+    )
 
 
 def test_cli_run_json_and_exit_codes(vizier: Vizier, http_server, tmp_path):
@@ -203,3 +215,51 @@ def test_agent_keeps_serving_after_malformed_http(vizier: Vizier, http_server):
     finally:
         client.close()
     assert agent.state == "AGENT_STATE_HEALTHY" and agent.parse_errors >= 1
+
+
+def _conns_reset(v: Vizier) -> tuple[int, int]:
+    client = v.client()
+    try:
+        agent = client.get_status().agents[0]
+    finally:
+        client.close()
+    return agent.conns_reset, agent.parse_errors
+
+
+def test_a_connection_that_stops_parsing_is_reset_and_counted(vizier: Vizier):
+    """A valid exchange, then garbage past the tracker's bound (1 MiB without a record after the parse
+    error) on the same connection: both ends are reset (conn_tracker.py) and counted in GetStatus."""
+    reset0, errors0 = _conns_reset(vizier)
+    marker = uuid.uuid4().hex
+    garbage = bytes(range(256)).replace(b" ", b"_") * 64  # 16 KiB, nothing for HTTP to resync on
+    with socket.create_server(("127.0.0.1", 0)) as srv:
+        cli = socket.create_connection(srv.getsockname())
+        conn, _ = srv.accept()
+        with cli, conn:
+            cli.sendall(f"GET /reset/{marker} HTTP/1.1\r\nHost: x\r\n\r\n".encode())
+            got = b""
+            while not got.endswith(b"\r\n\r\n"):
+                got += conn.recv(4096)
+            conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+            assert cli.recv(4096).endswith(b"ok")
+            assert len(rows_for(vizier, marker, 2)) == 2  # both ends are HTTP connections now
+
+            def drain() -> None:
+                while conn.recv(1 << 16):
+                    pass
+
+            reader = threading.Thread(target=drain)
+            reader.start()
+            for _ in range(96):  # 1.5 MiB in 16 KiB writes: one event each, none truncated
+                cli.sendall(garbage)
+            cli.shutdown(socket.SHUT_WR)
+            reader.join(timeout=30)
+
+            def counted():
+                reset, errors = _conns_reset(vizier)
+                return (reset, errors) if reset >= reset0 + 2 else None
+
+            _, errors = wait_until(counted, 15, "conns_reset to count both ends of the garbage connection")
+    assert errors > errors0
+    text = _cli(vizier, "status")
+    assert text.returncode == 0 and "connections reset: " in text.stdout

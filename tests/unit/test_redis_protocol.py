@@ -218,10 +218,8 @@ def test_tracker_routes_each_protocol_to_its_table():
 def test_tracker_protocol_can_be_disabled():
     import pytest
 
-    from cluster.pem.protocols.registry import enabled_protocols
+    from cluster.pem.protocols.registry import PROTOCOLS, enabled_protocols
     from tests.util import as_rows
-
-    from cluster.pem.protocols.registry import PROTOCOLS
 
     off = {p.env_var: "0" for p in PROTOCOLS if p.name not in ("HTTP", "PGSQL")}
     only_http = enabled_protocols({**off, "PXTUI_ENABLE_PGSQL_TRACING": "false"})
