@@ -80,7 +80,8 @@ class Vizier:
 
 
 @contextlib.contextmanager
-def running_vizier(state_dir: Path, extra_args: Sequence[str] = (), timeout: float = 90.0) -> Iterator[Vizier]:
+def running_vizier(state_dir: Path, extra_args: Sequence[str] = (), timeout: float = 90.0,
+                   extra_env: dict[str, str] | None = None) -> Iterator[Vizier]:
     """Start a Vizier with its own state dir and API key; wait until it answers; stop it afterwards."""
     from cluster.auth.api_keys import ApiKeyStore
 
@@ -90,7 +91,8 @@ def running_vizier(state_dir: Path, extra_args: Sequence[str] = (), timeout: flo
     with open(state_dir / "vizier.log", "wb") as log:
         proc = subprocess.Popen(
             [sys.executable, "-m", "cluster.vizier.embedded", "--addr", addr, *extra_args],
-            cwd=ROOT, env={**os.environ, "PXTUI_STATE_DIR": str(state_dir)}, stdin=subprocess.DEVNULL,
+            cwd=ROOT, env={**os.environ, "PXTUI_STATE_DIR": str(state_dir), **(extra_env or {})},
+            stdin=subprocess.DEVNULL,
             stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
         )
     v = Vizier(addr, key, state_dir, proc)
