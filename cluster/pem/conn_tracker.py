@@ -44,6 +44,8 @@ import threading
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from operator import itemgetter
+from typing import Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -126,6 +128,7 @@ class _Conn:
     stalled_bytes: int = 0
     overflows: int = 0
     resets: int = 0
+    unparsed: int = 0  # directions (1 egress, 2 ingress) appended to since the last parse, see _parse_unparsed
 
 
 _StatsKey = tuple[bytes, str, int, int, int, int, bool]  # upid, raddr, rport, role, protocol, family, ssl
@@ -184,8 +187,10 @@ class ConnTracker:
         self.protocols = tuple(enabled_protocols() if protocols is None else protocols)
         # Every protocol's table exists (empty when disabled), so scripts reading it still compile.
         self._schemas = {p.table: schemas.TABLES[p.table].schema for p in PROTOCOLS}
-        self._columns = {t: s.names[_PREFIX_COLS:] for t, s in self._schemas.items()}
+        # record dict -> its protocol columns as a tuple, in one C call per row
+        self._columns = {t: _row_getter(s.names[_PREFIX_COLS:]) for t, s in self._schemas.items()}
         self._pending: dict[str, list[tuple]] = {t: [] for t in self._schemas}
+        self._unparsed: list[_Conn] = []  # connections with bytes not parsed yet, in this batch
         self._conn_stats: dict[_StatsKey, _ConnStatsRow] = {}
         self._last_conn_stats_ns = clock()
         self._lock = threading.Lock()
@@ -201,6 +206,41 @@ class ConnTracker:
                     self._on_data(ev)
                 else:
                     self._on_conn(ev)  # type: ignore[arg-type]
+            self._parse_unparsed()
+
+    def _parse_unparsed(self) -> None:
+        """Parse each connection that got bytes in this batch once, not once per event: a request and
+        its response usually arrive in the same drain, and a parse that can only find the request costs
+        as much as the one that stitches the pair."""
+        todo = self._unparsed
+        if not todo:
+            return
+        self._unparsed = []
+        for conn in todo:
+            if conn.unparsed and conn.stitcher is not None:
+                self._parse(conn)
+
+    @staticmethod
+    def _must_parse_first(conn: _Conn, ev: DataEvent, dgram: bool) -> bool:
+        """Must ``conn``'s unparsed bytes be parsed before ``ev`` is taken? Yes whenever taking it may
+        depend on what that parse does (reset, addresses, TLS switch, a capture gap's clear, a stream
+        overflow), so deferring stays invisible: only a request syscall followed by a response syscall
+        (each maybe in several chunks) is parsed together, which the stitcher then sees in the order a
+        parse per syscall would have shown it (a response may set state its next request needs: MySQL's
+        prepared statements)."""
+        if dgram or conn.failures or conn.sk != ev.sk or (ev.ssl and not conn.tls):
+            return True
+        egress = ev.direction is Direction.EGRESS
+        end, size = conn.egress_sys if egress else conn.ingress_sys
+        if ev.pos == 0:
+            # a response (of the server's egress, the client's ingress) may join unparsed request bytes only
+            responds = egress == (conn.role == schemas.ROLE_SERVER) and conn.role != schemas.ROLE_UNKNOWN
+            if end < size or conn.unparsed & ((1 if egress else 2) if responds else 3):
+                return True
+        elif size > 0 and ev.pos != end:  # _capture_gap will clear the stream
+            return True
+        stream = conn.egress if egress else conn.ingress
+        return stream is not None and len(stream) + len(ev.data) > stream.max_bytes
 
     def _on_conn(self, ev: ConnEvent) -> None:
         self.stats.conn_events += 1
@@ -284,6 +324,8 @@ class ConnTracker:
             conn = self._datagram_conn(conn, ev, ev.addr)
         elif conn is None:
             conn = self._new_conn_from_data(ev)
+        if conn.unparsed and self._must_parse_first(conn, ev, dgram):
+            self._parse(conn)
         if ev.ssl:
             if not conn.tls:
                 self._start_tls(conn)
@@ -316,7 +358,12 @@ class ConnTracker:
                 stream.clear()  # bytes between were not captured: the parser resynchronises
             stream.append(ev.ts_ns, ev.data)
             conn.stalled_bytes += len(ev.data)
-            self._parse(conn)
+            if dgram:
+                self._parse(conn)
+            else:
+                if not conn.unparsed:
+                    self._unparsed.append(conn)
+                conn.unparsed |= 1 if egress else 2
         if not conn.counted_open:
             self._count_open(conn)
 
@@ -389,6 +436,7 @@ class ConnTracker:
             self._move_stats_protocol(conn)
 
     def _parse(self, conn: _Conn, closing: bool = False) -> None:
+        conn.unparsed = 0
         st = conn.stitcher
         assert st is not None and conn.spec is not None and conn.egress is not None and conn.ingress is not None
         before_err, before_unm = st.parse_errors, st.unmatched_responses
@@ -434,7 +482,7 @@ class ConnTracker:
         cols = self._columns[table]
         out = self._pending[table]
         for r in records:
-            out.append((r["time_"], *prefix, *(r[c] for c in cols)))
+            out.append((r["time_"], *prefix, *cols(r)))
 
     def _check_stalled(self, conn: _Conn, errors: int) -> None:
         """Count this parse's failures (errors, streams that hit their bound) and reset the connection
@@ -574,6 +622,14 @@ def _capture_gap(conn: _Conn, egress: bool, ev: DataEvent) -> bool:
     else:
         conn.ingress_sys = state
     return gap
+
+
+def _row_getter(columns: list[str]) -> Callable[[dict[str, Any]], tuple]:
+    """itemgetter over ``columns`` that always returns a tuple (itemgetter of one name does not)."""
+    if len(columns) == 1:
+        name = columns[0]
+        return lambda r: (r[name],)
+    return itemgetter(*columns)
 
 
 def _rows_to_batch(schema: pa.Schema, rows: list[tuple]) -> pa.RecordBatch:

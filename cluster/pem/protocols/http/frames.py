@@ -30,6 +30,7 @@ from cluster.pem.protocols.http.infer import (
     RESPONSE_START,
     MessageKind,
 )
+from cluster.pem.protocols.http.repeat_cache import RepeatCache
 from cluster.pem.protocols.stream_parser import StreamParser
 
 DEFAULT_BODY_CAP = 512  # Pixie's http body limit
@@ -61,8 +62,11 @@ _BAD_NAME_END = ("", " ", "\t")
 # Every non-empty prefix of a start token: a buffer tail in here may be a message's first bytes.
 _REQUEST_PREFIXES = frozenset(t[:i] for t in REQUEST_STARTS for i in range(1, len(t) + 1))
 _RESPONSE_PREFIXES = frozenset(RESPONSE_START[:i] for i in range(1, len(RESPONSE_START) + 1))
+# Header blocks parsed recently -> what the parse found, per message kind (repeat_cache.py says why).
+_HEAD_CACHE_BLOCK_MAX = 2048  # longer blocks are rarely repeated byte for byte: not cached
 _REQUEST = MessageKind.REQUEST  # enum attribute lookups are slow on the hot path
 _RESPONSE = MessageKind.RESPONSE
+_HEAD_CACHES = {_REQUEST: RepeatCache(), _RESPONSE: RepeatCache()}
 
 
 @dataclass(slots=True)
@@ -217,7 +221,7 @@ def decode_body(raw: bytes, encoding: str, cap: int) -> bytes:
 class HttpParser(StreamParser):
     """Incremental parser for one direction; all state between calls lives here."""
 
-    __slots__ = ("_body", "_in_garbage", "body_cap", "kind", "tunnel")
+    __slots__ = ("_body", "_head_cache", "_in_garbage", "body_cap", "kind", "tunnel")
 
     def __init__(self, kind: MessageKind, body_cap: int = DEFAULT_BODY_CAP) -> None:
         self.kind = kind
@@ -227,6 +231,7 @@ class HttpParser(StreamParser):
         self.tunnel = False
         self._body: _Body | None = None
         self._in_garbage = False  # count one error per run of garbage, not one per call
+        self._head_cache = _HEAD_CACHES[kind]
 
     @property
     def busy(self) -> bool:
@@ -317,7 +322,10 @@ class HttpParser(StreamParser):
         if hdr_end > pos + 2048 and self._start_state(buf, pos, end) != _DONE:
             return _BAD, None, 0, 0, 0  # noise ahead of a far blank line: don't decode it all
         if hdr_end >= 0:
-            lines = buf[pos:hdr_end].decode("utf-8", "replace").split("\r\n")
+            block = buf[pos:hdr_end]
+            if len(block) <= _HEAD_CACHE_BLOCK_MAX:
+                return self._parse_block_cached(block, hdr_end + 4, head_response)
+            lines = block.decode("utf-8", "replace").split("\r\n")
             body_pos = hdr_end + 4
         else:
             hdr_end = buf.find(b"\n\n", pos, limit)  # bare-LF senders (scripts, old servers)
@@ -329,10 +337,35 @@ class HttpParser(StreamParser):
         msg = self._start_line(lines[0])
         if msg is None:
             return _BAD, None, 0, 0, 0
-        framing = _read_headers(lines, msg, head_response)
-        if framing is None:
+        fields = _read_headers(lines, msg)
+        if fields is None:
             return _BAD, None, 0, 0, 0
-        return _DONE, msg, body_pos, framing[0], framing[1]
+        mode, length = _framing(msg, fields[0], fields[1], head_response)
+        return _DONE, msg, body_pos, mode, length
+
+    def _parse_block_cached(
+        self, block: bytes, body_pos: int, head_response: bool
+    ) -> tuple[int, HttpMessage | None, int, int, int]:
+        """_parse_head for a CRLF header block, through the cache of recent blocks (RepeatCache)."""
+        cache = self._head_cache
+        use = cache.on()
+        hit = cache.get(block) if use else None
+        if hit is None:
+            lines = block.decode("utf-8", "replace").split("\r\n")
+            msg = self._start_line(lines[0])
+            fields = None if msg is None else _read_headers(lines, msg)
+            if msg is None or fields is None:
+                return _BAD, None, 0, 0, 0
+            content_length, transfer_encoding = fields
+            if use:
+                cache.put(block, (msg.minor_version, msg.method, msg.path, msg.status, msg.reason,
+                                  tuple(msg.headers), msg.content_type, msg.content_encoding,
+                                  content_length, transfer_encoding))  # fmt: skip
+        else:
+            version, method, path, status, reason, headers, ctype, cenc, content_length, transfer_encoding = hit
+            msg = HttpMessage(self.kind, 0, version, method, path, status, reason, list(headers), b"", 0, ctype, cenc)
+        mode, length = _framing(msg, content_length, transfer_encoding, head_response)
+        return _DONE, msg, body_pos, mode, length
 
     def _start_state(self, buf: bytes, pos: int, end: int) -> int:
         """Cheap check of the first bytes: _DONE plausible, _MORE too short to say, _BAD garbage."""
@@ -433,8 +466,9 @@ def _status_line(line: str) -> HttpMessage | None:
     return HttpMessage(_RESPONSE, 0, int(line[7]), "", "", int(code), line[13:])
 
 
-def _read_headers(lines: list[str], msg: HttpMessage, head_response: bool) -> tuple[int, int] | None:
-    """Fill ``msg.headers`` and decide how the body is delimited: (mode, length) or None if bad."""
+def _read_headers(lines: list[str], msg: HttpMessage) -> tuple[int, str] | None:
+    """Fill ``msg.headers``, content type and encoding; (Content-Length or -1, Transfer-Encoding) for
+    _framing, or None if the block is bad."""
     headers = msg.headers
     content_length = -1
     transfer_encoding = ""
@@ -466,7 +500,7 @@ def _read_headers(lines: list[str], msg: HttpMessage, head_response: bool) -> tu
             msg.content_encoding = value.lower()
         elif not msg.content_type:
             msg.content_type = value.lower()
-    return _framing(msg, content_length, transfer_encoding, head_response)
+    return content_length, transfer_encoding
 
 
 def _content_length(value: str) -> int:

@@ -19,12 +19,15 @@ from typing import Any
 
 from cluster.pem.data_stream import DataStream
 from cluster.pem.protocols.http.frames import DEFAULT_BODY_CAP, HttpMessage, HttpParser, MessageKind
+from cluster.pem.protocols.http.repeat_cache import RepeatCache
 from cluster.pem.protocols.stitching import GuardedStitcher
 from cluster.schemas import CONTENT_JSON, CONTENT_UNKNOWN
 
 DEFAULT_MAX_PENDING = 128
 
 _encode = json.encoder.encode_basestring  # the C string escaper json.dumps uses
+# Header lists encoded recently -> their JSON (repeat_cache.py says why).
+_JSON_CACHE = RepeatCache()
 
 
 def headers_json(headers: list[tuple[str, str]]) -> str:
@@ -32,6 +35,18 @@ def headers_json(headers: list[tuple[str, str]]) -> str:
     duplicate names repeat as duplicate keys in wire order), no whitespace."""
     if not headers:
         return "{}"
+    cache = _JSON_CACHE
+    if not cache.on():
+        return _encode_headers(headers)
+    key = tuple(headers)
+    text = cache.get(key)
+    if text is None:
+        text = _encode_headers(headers)
+        cache.put(key, text)
+    return text
+
+
+def _encode_headers(headers: list[tuple[str, str]]) -> str:
     ordered = sorted(headers, key=_folded_name)
     return "{" + ",".join([f"{_encode(k)}:{_encode(v)}" for k, v in ordered]) + "}"
 
