@@ -15,6 +15,7 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 
 import pyarrow as pa
 import pytest
@@ -72,8 +73,9 @@ def test_pods() -> Iterator[NsPods]:
         unnamed = subprocess.Popen(["unshare", "-n", "sleep", "300"])
         procs.append(unnamed)
         pids["unnamed"] = unnamed.pid
-        wait_until(lambda: os.readlink(f"/proc/{unnamed.pid}/ns/net") != os.readlink("/proc/self/ns/net"), 5,
-                   "unshare to enter its namespace")  # fmt: skip
+        wait_until(lambda: os.readlink(f"/proc/{unnamed.pid}/ns/net") != os.readlink("/proc/self/ns/net")
+                   and Path(f"/proc/{unnamed.pid}/comm").read_text().strip() == "sleep", 5,
+                   "unshare to enter its namespace and exec sleep")  # fmt: skip
         yield NsPods(pids, names)
     finally:
         for proc in procs:
@@ -83,9 +85,13 @@ def test_pods() -> Iterator[NsPods]:
 
 
 def remove_test_pods(names: dict[str, str]) -> None:
-    for name in names:
+    for i, name in enumerate(names):
+        subprocess.run(["ip", "link", "delete", f"pxtt{i}"], capture_output=True)  # both ends, at once
         subprocess.run(["ip", "netns", "delete", name], capture_output=True)
     subprocess.run(["ip", "link", "delete", BRIDGE], capture_output=True)
+    # a namespace's links go away asynchronously: the next fixture must not find them still there
+    wait_until(lambda: not any(Path(f"/sys/class/net/pxtt{i}").exists() for i in range(len(names))), 10,
+               "the test veths to go")
 
 
 def test_processes_in_real_namespaces_resolve_to_pods(test_pods: NsPods):
