@@ -51,7 +51,12 @@ def test_simulated_cluster_in_network_namespaces(tmp_path: Path) -> None:
             assert doc["warnings"] == []
             return doc["tables"]["http_data"]["rows"]
 
-        found = wait_until(lambda: len(rows()) >= 2 and rows(), 30, "both ends of the call")
+        def called() -> list[dict] | None:  # call again each time: an early call may beat the probes' warm-up
+            subprocess.run(["ip", "netns", "exec", "pxtui-node-0", "curl", "-s", "-o", "/dev/null", url])
+            found = rows()
+            return found if {r["trace_role"] for r in found} == {1, 2} else None
+
+        found = wait_until(called, 60, "both ends of the call", interval=1)
         assert isinstance(found, list)
         roles = sorted(r["trace_role"] for r in found)
         assert roles[0] == 1 and roles[-1] == 2  # the client end (node 0) and the server end (node 1)
