@@ -20,11 +20,12 @@ import pyarrow as pa
 from cluster import pxl
 from cluster.api import vizier_pb2 as pb
 from cluster.api import vizier_pb2_grpc as pb_grpc
+from cluster.api.serving import query_error_kind
 from cluster.auth.api_keys import API_KEY_HEADER, ApiKeyStore, AuthError, StoredKey
 from cluster.auth.e2e import E2EError, open_request_or_abort, seal
 from cluster.auth.redaction import redact_outputs
 from cluster.pem.agent_server import DEFAULT_MEMORY_BUDGET, VIZIER_VERSION
-from cluster.pxl.errors import PxlDeadlineError, PxlResourceError
+from cluster.pxl.errors import PxlDeadlineError
 from cluster.pxl.exec.export import PxlExportError
 from cluster.pxl.vis import FuncToExecute
 from cluster.schemas import TABLES
@@ -95,17 +96,14 @@ class Broker(pb_grpc.VizierServiceServicer):
         except QueryFailed as e:
             yield _error(qid, e.kind, e.message, e.errors)
             return
-        except PxlResourceError as e:
-            yield _error(qid, pb.QueryError.RESOURCE, str(e))
-            return
         except (concurrent.futures.TimeoutError, PxlDeadlineError):
             # The engine stops the query itself at its next batch (PxlDeadlineError); the wait's own
             # timeout is the backstop for a single batch that takes longer than the whole budget.
             future.cancel()
             yield _error(qid, pb.QueryError.DEADLINE, f"query exceeded its deadline of {timeout:g} s")
             return
-        except pxl.PxlRuntimeError as e:
-            yield _error(qid, pb.QueryError.RUNTIME, str(e))
+        except pxl.PxlRuntimeError as e:  # a memory budget, or the script failing at run time
+            yield _error(qid, query_error_kind(e) or pb.QueryError.RUNTIME, str(e))
             return
         except Exception as e:  # an engine bug: the query fails, the broker stays up
             log.exception("query %s (%s) failed", qid, request.script_name)
